@@ -12,6 +12,7 @@ import sysconfig
 import tempfile
 import textwrap
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -52,7 +53,7 @@ def _extensions():
     # selects (nothing here relies on FP traps); NaN and inf still follow IEEE rules.
     optimize = ["/O2"] if sys.platform == "win32" else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
     common = dict(
-        include_dirs=["lstm_c"],
+        include_dirs=["lstm_c", numpy.get_include()],
         extra_compile_args=optimize + compile_omp,
         extra_link_args=link_omp,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -5,11 +5,11 @@
  * k = T-1 .. 0, in one OpenMP region like the forward (_recurrence.h says why: no thread
  * pool wakes or spins against another between steps). Everything that is not sequential,
  * the weight gradients dK = X^T dZ, dR = H_in^T dZ, db and the input gradient dX = dZ K^T,
- * is left to large BLAS GEMMs over all steps after the region (_backward.pyx), which is
- * where BLAS shines.
+ * is left to large GEMMs over all steps after the region: lstmc_gradients_avx512 below
+ * (float32 on AVX-512 CPUs) or BLAS (_backward.pyx).
  *
- * Work split: thread p owns a contiguous range of blocks of W units (W = four 256-bit
- * vectors, LSTMC_BACK_W below).
+ * Work split: thread p owns a contiguous range of blocks of W units (W = 32 floats or 16
+ * doubles, LSTMC_BACK_W below).
  * Each step has two phases with one barrier between them:
  *   A. the cell, elementwise, for the thread's units of every sample: add the step's output
  *      gradient to dh, backpropagate through h = o * act(c) and c = f * c_prev + i * g into
@@ -118,9 +118,235 @@ static inline __attribute__((always_inline)) void lstmc_derivative_##SFX(       
 LSTMC_DEFINE_DERIVATIVE(f, float, expf, expm1f, tanhf, erff, fabsf)
 LSTMC_DEFINE_DERIVATIVE(d, double, exp, expm1, tanh, erf, fabs)
 
-/* Units per block of the backward pass: four 256-bit vectors, so that each broadcast
- * sample value feeds four FMAs and NS samples give 4 NS independent accumulator chains. */
-enum { LSTMC_BACK_W_f = 4 * LSTMC_W_f, LSTMC_BACK_W_d = 4 * LSTMC_W_d };
+/* Units per block of the backward pass: 32 floats or 16 doubles (two 512-bit or four
+ * 256-bit vectors), so that each broadcast sample value feeds several FMAs and NS samples
+ * give many independent accumulator chains. Our own constant: the forward's block width
+ * (LSTMC_W_f) may change without changing this layout. */
+enum { LSTMC_BACK_W_f = 32, LSTMC_BACK_W_d = 16 };
+
+/* ------------------------------------------------------------------------------------------
+ * float32 GEMM micro-kernels for AVX-512 machines (chosen at run time; elsewhere the
+ * portable code below and BLAS run). Why our own: the BLAS SciPy ships may be pinned to
+ * its AVX2 kernels (OPENBLAS_CORETYPE), half of an AVX-512 core's FMA rate, and the
+ * backward's products have fixed, simple shapes.
+ *
+ * One kernel form: C[i, 0:32] (+)= sum over k < kc of a[k * ks + i] * bp[k * 32 + 0:32],
+ * for i < MR: an (MR x 32) tile in 2 MR zmm accumulators; bp is a packed panel of 32
+ * columns (k-major), a either packed too (ks = MR) or rows of a row-major matrix read
+ * across (ks = its leading dimension: A^T B products need no packing of A).
+ * ------------------------------------------------------------------------------------------ */
+enum { LSTMC_GEMM_NR = 32, LSTMC_GEMM_MR = 12, LSTMC_GEMM_KC = 256 };
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#define LSTMC_HAVE_AVX512_GEMM 1
+#define LSTMC_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+
+#define LSTMC_DEFINE_MICRO(MR)                                                                 \
+LSTMC_AVX512 static void lstmc_micro##MR(ptrdiff_t kc, const float *a, ptrdiff_t ks,          \
+                                        const float *bp, float *c, ptrdiff_t ldc,              \
+                                        int accumulate) {                                      \
+    __m512 acc0[MR], acc1[MR];                                                                 \
+    ptrdiff_t i, k;                                                                            \
+    _Pragma("GCC unroll 12")                                                                   \
+    for (i = 0; i < MR; i++) {                                                                 \
+        acc0[i] = accumulate ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();             \
+        acc1[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();        \
+    }                                                                                          \
+    for (k = 0; k < kc; k++) {                                                                 \
+        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16); \
+        const float *ak = a + k * ks;                                                          \
+        _Pragma("GCC unroll 12")                                                               \
+        for (i = 0; i < MR; i++) {                                                             \
+            const __m512 ai = _mm512_set1_ps(ak[i]);                                           \
+            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);                                        \
+            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);                                        \
+        }                                                                                      \
+    }                                                                                          \
+    _Pragma("GCC unroll 12")                                                                   \
+    for (i = 0; i < MR; i++) {                                                                 \
+        _mm512_storeu_ps(c + i * ldc, acc0[i]);                                                \
+        _mm512_storeu_ps(c + i * ldc + 16, acc1[i]);                                           \
+    }                                                                                          \
+}
+
+LSTMC_DEFINE_MICRO(12)
+
+/* The same tile from MR rows of a row-major A read along (A @ B, no packing of A):
+ * C[i, 0:32] = sum over k < kc of row[i][k] * bp[k * 32 + 0:32]. */
+#define LSTMC_DEFINE_MICRO_ROWS(MR)                                                            \
+LSTMC_AVX512 static void lstmc_micro_rows##MR(ptrdiff_t kc, const float *const *row,           \
+                                             const float *bp, float *c, ptrdiff_t ldc) {       \
+    __m512 acc0[MR], acc1[MR];                                                                 \
+    const float *r[MR];                                                                        \
+    ptrdiff_t i, k;                                                                            \
+    _Pragma("GCC unroll 12")                                                                   \
+    for (i = 0; i < MR; i++) {                                                                 \
+        acc0[i] = acc1[i] = _mm512_setzero_ps();                                               \
+        r[i] = row[i];                                                                         \
+    }                                                                                          \
+    for (k = 0; k < kc; k++) {                                                                 \
+        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16); \
+        _Pragma("GCC unroll 12")                                                               \
+        for (i = 0; i < MR; i++) {                                                             \
+            const __m512 ai = _mm512_set1_ps(r[i][k]);                                         \
+            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);                                        \
+            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);                                        \
+        }                                                                                      \
+    }                                                                                          \
+    _Pragma("GCC unroll 12")                                                                   \
+    for (i = 0; i < MR; i++) {                                                                 \
+        _mm512_storeu_ps(c + i * ldc, acc0[i]);                                                \
+        _mm512_storeu_ps(c + i * ldc + 16, acc1[i]);                                           \
+    }                                                                                          \
+}
+
+LSTMC_DEFINE_MICRO_ROWS(12)
+LSTMC_DEFINE_MICRO_ROWS(8)
+LSTMC_DEFINE_MICRO_ROWS(4)
+
+static int lstmc_have_avx512_gemm(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+}
+
+/* Phase B (below) with the micro-kernel: dh = (dz_t @ R^T) * keep for blocks [blk0, blk1),
+ * up to 12 samples at a time (apack: 12 * 4U floats of the thread's scratch). */
+static void lstmc_hidden_backward_avx512(ptrdiff_t B, ptrdiff_t T, ptrdiff_t U, ptrdiff_t t,
+                                         ptrdiff_t blk0, ptrdiff_t blk1, const float *dz,
+                                         const float *rt, const unsigned char *mask,
+                                         const float *rec_dropout, float *dh, float *apack) {
+    const ptrdiff_t K = 4 * U;
+    ptrdiff_t b0, blk, s, lane;
+    float tile[LSTMC_GEMM_MR * LSTMC_GEMM_NR];
+    for (b0 = 0; b0 < B; b0 += LSTMC_GEMM_MR) {
+        const ptrdiff_t ns = B - b0 < LSTMC_GEMM_MR ? B - b0 : LSTMC_GEMM_MR;
+        const ptrdiff_t mr = ns > 8 ? 12 : (ns > 4 ? 8 : 4);
+        const float *row[LSTMC_GEMM_MR];
+        for (s = 0; s < mr; s++) row[s] = dz + ((b0 + (s < ns ? s : 0)) * T + t) * K;
+        for (blk = blk0; blk < blk1; blk++) {
+            const ptrdiff_t lanes = U - blk * 32 < 32 ? U - blk * 32 : 32;
+            const float *bp = rt + blk * K * 32;
+            if (mr == 12) lstmc_micro_rows12(K, row, bp, tile, 32);
+            else if (mr == 8) lstmc_micro_rows8(K, row, bp, tile, 32);
+            else lstmc_micro_rows4(K, row, bp, tile, 32);
+            for (s = 0; s < ns; s++) {
+                const ptrdiff_t b = b0 + s, at = b * U + blk * 32;
+                if (mask != NULL && !mask[b * T + t]) continue;  /* dh passed through */
+                if (rec_dropout != NULL)
+                    for (lane = 0; lane < lanes; lane++) dh[at + lane] = tile[s * 32 + lane] * rec_dropout[at + lane];
+                else
+                    memcpy(dh + at, tile + s * 32, lanes * sizeof(float));
+            }
+        }
+    }
+}
+
+/* The weight and input gradients over all steps, after the recurrence:
+ *   dW (m_pad, n_pad) = XH^T dZ      XH = [x | h_in | 1 | 0...] (rows, m_pad): dK, dR, db at once
+ *   dX (rows_pad, d_pad) = dZ K^T    (if dx), K^T given packed as pack_recurrent_transpose(K, 32)
+ * dz has rows_pad rows (zero past rows) and n = 4U columns; m_pad and rows_pad are multiples
+ * of 12, n_pad and d_pad of 32. The work is cut in pieces (32 columns of dW, 240 rows of dX)
+ * shared by n_threads threads; each piece's sums run in one fixed order, so the results do
+ * not depend on the thread count. work: n_threads * lstmc_gradient_work(n) floats. */
+typedef struct {
+    ptrdiff_t rows, rows_pad, m_pad, n, n_pad, d_pad;
+    const float *xh, *dz, *ktp;
+    float *dw, *dx, *work;
+    int n_threads;
+} lstmc_gradient_args;
+
+enum { LSTMC_DX_ROWS = 20 * LSTMC_GEMM_MR };
+
+static inline ptrdiff_t lstmc_gradient_work(ptrdiff_t n) {
+    const ptrdiff_t pack = 4 * LSTMC_GEMM_KC * LSTMC_GEMM_NR, rows = LSTMC_GEMM_MR * n;
+    return (pack > rows ? pack : rows) + 16;
+}
+
+/* Columns [n0, n0 + 32 * LSTMC_DW_PANELS) of dW: dZ is read in rows of up to 128 floats
+ * (a stride of 4U floats between rows defeats the prefetcher on narrower reads), packed
+ * into panels of 32 columns, each KC x 32 panel then used by every 12-row tile of dW. */
+enum { LSTMC_DW_PANELS = 4 };
+
+LSTMC_AVX512 static void lstmc_dw_piece(const lstmc_gradient_args *g, ptrdiff_t n0, float *pack) {
+    const ptrdiff_t cols = g->n - n0 < LSTMC_DW_PANELS * LSTMC_GEMM_NR ? g->n - n0 : LSTMC_DW_PANELS * LSTMC_GEMM_NR;
+    const ptrdiff_t panels = (cols + LSTMC_GEMM_NR - 1) / LSTMC_GEMM_NR;
+    ptrdiff_t k0, k, mb, q;
+    for (k0 = 0; k0 < g->rows; k0 += LSTMC_GEMM_KC) {
+        const ptrdiff_t kc = g->rows - k0 < LSTMC_GEMM_KC ? g->rows - k0 : LSTMC_GEMM_KC;
+        for (k = 0; k < kc; k++) {  /* panel q: dZ[k0 : k0 + kc, n0 + 32 q : n0 + 32 (q + 1)] */
+            const float *src = g->dz + (k0 + k) * g->n + n0;
+            for (q = 0; q < panels; q++) {
+                float *dst = pack + (q * LSTMC_GEMM_KC + k) * LSTMC_GEMM_NR;
+                const ptrdiff_t have = cols - q * LSTMC_GEMM_NR;
+                if (have >= LSTMC_GEMM_NR) {
+                    _mm512_storeu_ps(dst, _mm512_loadu_ps(src + q * LSTMC_GEMM_NR));
+                    _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(src + q * LSTMC_GEMM_NR + 16));
+                } else {
+                    memcpy(dst, src + q * LSTMC_GEMM_NR, have * sizeof(float));
+                    memset(dst + have, 0, (LSTMC_GEMM_NR - have) * sizeof(float));
+                }
+            }
+        }
+        for (q = 0; q < panels; q++)
+            for (mb = 0; mb < g->m_pad; mb += LSTMC_GEMM_MR)
+                lstmc_micro12(kc, g->xh + k0 * g->m_pad + mb, g->m_pad, pack + q * LSTMC_GEMM_KC * LSTMC_GEMM_NR,
+                              g->dw + mb * g->n_pad + n0 + q * LSTMC_GEMM_NR, g->n_pad, k0 > 0);
+    }
+}
+
+static void lstmc_dx_piece(const lstmc_gradient_args *g, ptrdiff_t r0, float *apack) {
+    const ptrdiff_t r1 = g->rows_pad - r0 < LSTMC_DX_ROWS ? g->rows_pad : r0 + LSTMC_DX_ROWS;
+    ptrdiff_t r, nb;
+    (void)apack;
+    for (r = r0; r < r1; r += LSTMC_GEMM_MR) {
+        const float *row[LSTMC_GEMM_MR];
+        ptrdiff_t s;
+        for (s = 0; s < LSTMC_GEMM_MR; s++) row[s] = g->dz + (r + s) * g->n;
+        for (nb = 0; nb < g->d_pad; nb += LSTMC_GEMM_NR)
+            lstmc_micro_rows12(g->n, row, g->ktp + nb * g->n, g->dx + r * g->d_pad + nb, g->d_pad);
+    }
+}
+
+static void lstmc_gradients_avx512(const lstmc_gradient_args *g) {
+    const ptrdiff_t piece_cols = LSTMC_DW_PANELS * LSTMC_GEMM_NR;
+    const ptrdiff_t col_pieces = (g->n_pad + piece_cols - 1) / piece_cols;
+    const ptrdiff_t pieces = col_pieces + (g->dx != NULL ? (g->rows_pad + LSTMC_DX_ROWS - 1) / LSTMC_DX_ROWS : 0);
+    ptrdiff_t piece;
+    #pragma omp parallel for schedule(dynamic) num_threads(g->n_threads)
+    for (piece = 0; piece < pieces; piece++) {
+        int p = 0, np = 1;
+        unsigned int mxcsr = lstmc_enter_ftz();
+        float *work;
+        LSTMC_THREAD_ID(p, np);
+        (void)np;
+        work = g->work + p * lstmc_gradient_work(g->n);
+        if (piece < col_pieces) lstmc_dw_piece(g, piece * piece_cols, work);
+        else lstmc_dx_piece(g, (piece - col_pieces) * LSTMC_DX_ROWS, work);
+        lstmc_leave_ftz(mxcsr);
+    }
+}
+#else
+#define LSTMC_HAVE_AVX512_GEMM 0
+static int lstmc_have_avx512_gemm(void) { return 0; }
+static void lstmc_hidden_backward_avx512(ptrdiff_t B, ptrdiff_t T, ptrdiff_t U, ptrdiff_t t,
+                                         ptrdiff_t blk0, ptrdiff_t blk1, const float *dz,
+                                         const float *rt, const unsigned char *mask,
+                                         const float *rec_dropout, float *dh, float *apack) {
+    (void)B; (void)T; (void)U; (void)t; (void)blk0; (void)blk1; (void)dz; (void)rt;
+    (void)mask; (void)rec_dropout; (void)dh; (void)apack;
+}
+
+typedef struct {
+    ptrdiff_t rows, rows_pad, m_pad, n, n_pad, d_pad;
+    const float *xh, *dz, *ktp;
+    float *dw, *dx, *work;
+    int n_threads;
+} lstmc_gradient_args;
+static inline ptrdiff_t lstmc_gradient_work(ptrdiff_t n) { return n; }
+static void lstmc_gradients_avx512(const lstmc_gradient_args *g) { (void)g; }
+#endif
 
 /* acc[s * W + lane] = sum over j < n of v[s * ldv + j] * w[j * W + lane], for NS samples:
  * one block of W units of dz @ R^T (w = the block's rows of R, transposed and packed). */
@@ -145,6 +371,12 @@ static void lstmc_back_matvec##NS##_##SFX(const REAL *w, ptrdiff_t n, const REAL
         for (lane = 0; lane < W; lane++) acc[s * W + lane] = sum[s][lane];                     \
 }
 
+/* Scratch values per thread: 3 blocks' worth per block for phase A, and 12 samples' dz
+ * rows packed for phase B's micro-kernel (LSTMC_GEMM_MR x 4U). */
+static inline ptrdiff_t lstmc_backward_scratch(ptrdiff_t U, ptrdiff_t nblk) {
+    return 3 * nblk * LSTMC_BACK_W_f + LSTMC_GEMM_MR * 4 * U + 16;
+}
+
 #define LSTMC_DEFINE_BACKWARD(SFX, REAL)                                                       \
 typedef struct {                                                                               \
     ptrdiff_t B, T, D, U, nblk;                                                                \
@@ -159,9 +391,11 @@ typedef struct {                                                                
     const REAL *d_out_last;          /* (B, U) or NULL */                                       \
     REAL *dh, *dc;                   /* (B, U): d final state in, d initial state out */        \
     REAL *dz;                        /* (B, T, 4U) out, time order; 0 at masked steps */        \
-    REAL *h_in;                      /* (B, T, U) out, time order: h_prev * keep per step */    \
-    REAL *scratch;                   /* (n_threads, 3 nblk W) */                                \
+    REAL *h_in;                      /* (B T, ld_h_in) out, time order: h_prev * keep */       \
+    REAL *scratch;                   /* (n_threads, lstmc_backward_scratch(U, nblk)) */         \
+    ptrdiff_t ld_h_in;               /* row stride of h_in (>= U) */                            \
     int act, rec_act, go_backwards, zero_output_for_mask, n_threads;                           \
+    int fast;                        /* float32 on AVX-512: phase B by the micro-kernel */      \
 } lstmc_backward_args_##SFX;                                                                   \
                                                                                                \
 LSTMC_DEFINE_BACK_MATVEC(SFX, REAL, 4)                                                         \
@@ -183,7 +417,7 @@ static void lstmc_cell_backward_##SFX(const lstmc_backward_args_##SFX *a, ptrdif
         /* constant 0 before the first valid step or with zero_output_for_mask */              \
         const int emits = valid || (!a->zero_output_for_mask && k >= a->first_valid[b]);       \
         REAL *dh = a->dh + b * U + u0, *dc = a->dc + b * U + u0;                               \
-        REAL *dz = a->dz + (b * T + t) * 4 * U + u0, *h_in = a->h_in + (b * T + t) * U + u0;   \
+        REAL *dz = a->dz + (b * T + t) * 4 * U + u0, *h_in = a->h_in + (b * T + t) * a->ld_h_in + u0; \
         const REAL *h_prev = k ? a->trace + 5 * BTU + prev : a->h0 + b * U + u0;               \
         const REAL *c_prev = k ? a->trace + 4 * BTU + prev : a->c0 + b * U + u0;               \
         const REAL *gi = a->trace + row, *gf = gi + BTU, *gg = gi + 2 * BTU;                   \
@@ -202,6 +436,19 @@ static void lstmc_cell_backward_##SFX(const lstmc_backward_args_##SFX *a, ptrdif
         }                                                                                      \
         memcpy(act_c, c, n * sizeof(REAL));                                                    \
         lstmc_activate_##SFX(a->act, act_c, n);                                                \
+        if (a->act == LSTMC_TANH && a->rec_act == LSTMC_SIGMOID) { /* Keras's default: one pass */ \
+            _Pragma("omp simd")                                                                \
+            for (u = 0; u < n; u++) {                                                          \
+                const REAL i_ = gi[u], f_ = gf[u], g_ = gg[u], o_ = go[u], ac = act_c[u];     \
+                const REAL dc_new = dc[u] + dh[u] * o_ * ((REAL)1 - ac * ac);                  \
+                dz[u] = dc_new * g_ * (i_ * ((REAL)1 - i_));                                   \
+                dz[U + u] = dc_new * c_prev[u] * (f_ * ((REAL)1 - f_));                        \
+                dz[2 * U + u] = dc_new * i_ * ((REAL)1 - g_ * g_);                             \
+                dz[3 * U + u] = dh[u] * ac * (o_ * ((REAL)1 - o_));                            \
+                dc[u] = dc_new * f_;                                                           \
+            }                                                                                  \
+            continue;                                                                          \
+        }                                                                                      \
         lstmc_derivative_##SFX(a->act, c, act_c, slope_c, n);                                  \
         for (u = 0; u < n; u++) {                                                              \
             const REAL dc_new = dc[u] + dh[u] * go[u] * slope_c[u];  /* h = o * act(c) */     \
@@ -221,11 +468,17 @@ static void lstmc_cell_backward_##SFX(const lstmc_backward_args_##SFX *a, ptrdif
                                                                                                \
 /* Phase B for blocks [blk0, blk1) at step k: dh = (dz @ R^T) * keep at valid steps. */       \
 static void lstmc_hidden_backward_##SFX(const lstmc_backward_args_##SFX *a, ptrdiff_t k,      \
-                                        ptrdiff_t blk0, ptrdiff_t blk1) {                     \
+                                        ptrdiff_t blk0, ptrdiff_t blk1, REAL *apack) {        \
     enum { W = LSTMC_BACK_W_##SFX };                                                           \
     const ptrdiff_t T = a->T, U = a->U, t = a->go_backwards ? T - 1 - k : k;                   \
     ptrdiff_t blk, b0, ns, s, lane;                                                            \
     REAL acc[4 * W];                                                                           \
+    if (sizeof(REAL) == sizeof(float) && a->fast) {                                            \
+        lstmc_hidden_backward_avx512(a->B, T, U, t, blk0, blk1, (const float *)a->dz,          \
+                                     (const float *)a->rt, a->mask,                            \
+                                     (const float *)a->rec_dropout, (float *)a->dh, (float *)apack); \
+        return;                                                                                \
+    }                                                                                          \
     for (blk = blk0; blk < blk1; blk++) {                                                      \
         const REAL *w = a->rt + blk * 4 * U * W;                                               \
         const ptrdiff_t lanes = U - blk * W < W ? U - blk * W : W;                             \
@@ -258,11 +511,11 @@ static void lstmc_backward_##SFX(const lstmc_backward_args_##SFX *a) {          
         blk1 = a->nblk * (p + 1) / np;                                                         \
         u0 = blk0 * LSTMC_BACK_W_##SFX;                                                        \
         u1 = blk1 * LSTMC_BACK_W_##SFX < a->U ? blk1 * LSTMC_BACK_W_##SFX : a->U;              \
-        scratch = a->scratch + p * 3 * a->nblk * LSTMC_BACK_W_##SFX;                           \
+        scratch = a->scratch + p * lstmc_backward_scratch(a->U, a->nblk);                      \
         for (k = a->T - 1; k >= 0; k--) {                                                      \
             if (u1 > u0) lstmc_cell_backward_##SFX(a, k, u0, u1 - u0, scratch);                 \
             _Pragma("omp barrier")                                                             \
-            lstmc_hidden_backward_##SFX(a, k, blk0, blk1);                                     \
+            lstmc_hidden_backward_##SFX(a, k, blk0, blk1, scratch + 3 * a->nblk * LSTMC_BACK_W_##SFX); \
         }                                                                                      \
         lstmc_leave_ftz(mxcsr);                                                                \
     }                                                                                          \
@@ -279,7 +532,8 @@ typedef struct {
     const ptrdiff_t *first_valid;
     const void *d_out_seq, *d_out_last;
     void *dh, *dc, *dz, *h_in, *scratch;
-    int act, rec_act, go_backwards, zero_output_for_mask, n_threads, is_double;
+    ptrdiff_t ld_h_in;
+    int act, rec_act, go_backwards, zero_output_for_mask, n_threads, is_double, fast;
 } lstmc_backward_args;
 
 #define LSTMC_TYPED_BACKWARD_ARGS(SFX, REAL, g)                                                \
@@ -288,8 +542,8 @@ typedef struct {
         (const REAL *)g->c0, (const REAL *)g->z, (const REAL *)g->rt,                          \
         (const REAL *)g->rec_dropout, g->mask, g->first_valid, (const REAL *)g->d_out_seq,     \
         (const REAL *)g->d_out_last, (REAL *)g->dh, (REAL *)g->dc, (REAL *)g->dz,              \
-        (REAL *)g->h_in, (REAL *)g->scratch, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
-        g->n_threads}
+        (REAL *)g->h_in, (REAL *)g->scratch, g->ld_h_in, g->act, g->rec_act, g->go_backwards,  \
+        g->zero_output_for_mask, g->n_threads, g->fast}
 
 /* Run the sequential part of the backward pass, steps T-1 .. 0. */
 static void lstmc_backward(const lstmc_backward_args *g) {

@@ -4,9 +4,11 @@
 states c, h of every step) and the gradients of the outputs, and returns the gradients of
 the input, the weights and the initial state. The sequential chain (dh, dc from step T-1
 down to 0) runs in one OpenMP region in C (_backward.h), without the GIL; the weight and
-input gradients are then BLAS GEMMs over all timesteps at once (_blas.pxd), cut into pieces
-shared by the same threads with BLAS held to one thread. lstm_c/reference_backward.py is
-the same math in NumPy.
+input gradients are then GEMMs over all timesteps at once, cut into pieces shared by the
+same threads: one product [x | h_in | 1]^T dZ gives dK, dR and db, and dX = dZ K^T. For
+float32 on AVX-512 CPUs both the recurrence's dz @ R^T and these products run on lstm_c's
+own micro-kernels (_backward.h); elsewhere on the portable code and BLAS (_blas.pxd, held
+to one thread). lstm_c/reference_backward.py is the same math in NumPy.
 
 Save or recompute? The forward's trace already holds every gate value, and the derivatives
 of the usual activations follow from them (sigmoid' = y (1 - y)), so nothing is recomputed:
@@ -16,12 +18,14 @@ trace adds ~5 ms to a 35 ms forward; recomputing would add ~50 ms to the backwar
 silu, gelu, hard_silu and mish, whose derivatives need the pre-activation, recompute.
 """
 
+import threading
+
 import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange
 
-from ._blas cimport column_sums, gemm
+from ._blas cimport gemm
 from ._blas_threads import can_limit_blas, single_threaded_blas
 from ._core import MIN_CALL_WORK_FOR_THREADS, MIN_STEP_WORK_PER_THREAD
 from ._core import _first_valid_steps
@@ -44,10 +48,24 @@ cdef extern from "_backward.h" nogil:
         void *dz
         void *h_in
         void *scratch
-        int act, rec_act, go_backwards, zero_output_for_mask, n_threads, is_double
+        Py_ssize_t ld_h_in
+        int act, rec_act, go_backwards, zero_output_for_mask, n_threads, is_double, fast
+    ctypedef struct lstmc_gradient_args:
+        Py_ssize_t rows, rows_pad, m_pad, n, n_pad, d_pad
+        const float *xh
+        const float *dz
+        const float *ktp
+        float *dw
+        float *dx
+        float *work
+        int n_threads
     void lstmc_backward(const lstmc_backward_args *args)
+    void lstmc_gradients_avx512(const lstmc_gradient_args *args)
+    Py_ssize_t lstmc_backward_scratch(Py_ssize_t U, Py_ssize_t nblk)
+    Py_ssize_t lstmc_gradient_work(Py_ssize_t n)
+    int lstmc_have_avx512_gemm()
     int lstmc_derivative_needs_input(int code)
-    int LSTMC_BACK_LANES_FLOAT, LSTMC_BACK_LANES_DOUBLE
+    int LSTMC_BACK_LANES_FLOAT, LSTMC_BACK_LANES_DOUBLE, LSTMC_GEMM_MR, LSTMC_GEMM_NR
 
 #: BLAS takes C ints: the largest matrix dimension product allowed.
 _BLAS_LIMIT = 2**31 - 1
@@ -58,20 +76,50 @@ cdef enum:
     COLUMN_CHUNK = 128
     ROW_CHUNK = 512
 
+#: float32 work runs on lstm_c's own AVX-512 GEMM micro-kernels where the CPU has them
+#: (_backward.h), else on BLAS; tests set this False to check one path against the other.
+use_avx512_gemm = bool(lstmc_have_avx512_gemm())
+
+_workspaces = threading.local()
+
+
+def _workspace(name, size, dtype):
+    """A flat scratch array of ``size`` elements, kept per thread between calls: the
+    backward's large buffers (dz, [x | h_in | 1]) are not allocated (and page-faulted in)
+    afresh every training step. Never handed out: results are fresh arrays."""
+    buffers = getattr(_workspaces, "buffers", None)
+    if buffers is None:
+        buffers = _workspaces.buffers = {}
+    key = (name, np.dtype(dtype).char)
+    buffer = buffers.get(key)
+    if buffer is None or buffer.size < size:
+        buffers.pop(key, None)   # free the smaller one first
+        buffer = buffers[key] = np.empty(size, dtype)
+    return buffer[:size]
+
+
+cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple):
+    return (n + multiple - 1) // multiple * multiple
+
 
 def needs_preactivations(int activation, int recurrent_activation):
     """True when a derivative needs the pre-activations, which are then recomputed."""
     return bool(lstmc_derivative_needs_input(activation) or lstmc_derivative_needs_input(recurrent_activation))
 
 
-def pack_recurrent_transpose(recurrent_kernel, int width):
+def pack_recurrent_transpose(recurrent_kernel, int width, out=None):
     """R (U, 4U) as (blocks, 4U, width): out[blk, j, lane] = R[blk * width + lane, j], zero-padded,
-    so one block's share of ``dz @ R.T`` reads contiguous vectors of ``width`` units."""
-    U = recurrent_kernel.shape[0]
-    n_blocks = -(-U // width)
-    padded = np.zeros((n_blocks * width, 4 * U), recurrent_kernel.dtype)
-    padded[:U] = recurrent_kernel
-    return np.ascontiguousarray(padded.reshape(n_blocks, width, 4 * U).transpose(0, 2, 1))
+    so one block's share of ``dz @ R.T`` reads contiguous vectors of ``width`` units. Also
+    packs a kernel (D, 4U): K^T for dX = dZ K^T. ``out``: a flat array to fill (large enough)."""
+    U, columns = recurrent_kernel.shape
+    n_blocks, full = -(-U // width), U // width
+    size = n_blocks * columns * width
+    packed = (np.empty(size, recurrent_kernel.dtype) if out is None else out[:size]).reshape(n_blocks, columns, width)
+    packed[:full] = recurrent_kernel[:full * width].reshape(full, width, columns).transpose(0, 2, 1)
+    if full < n_blocks:
+        packed[full] = 0
+        packed[full, :, :U - full * width] = recurrent_kernel[full * width:].T
+    return packed
 
 
 def recompute_preactivations(x, kernel, recurrent_kernel, bias, trace, h0, recurrent_dropout_mask,
@@ -140,7 +188,7 @@ def lstm_backward(x, kernel, recurrent_kernel, bias, trace, h0, c0, *, mask=None
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     arguments = (x, kernel, recurrent_kernel, bias, trace, h0, c0, mask, recurrent_dropout_mask, d_outputs,
                  d_last_output, d_h, d_c, activation, recurrent_activation, go_backwards, zero_output_for_mask,
-                 input_gradient, n_threads, can_limit_blas())
+                 input_gradient, n_threads, can_limit_blas(), use_avx512_gemm and dtype == np.float32)
     with single_threaded_blas():
         if dtype == np.float64:
             return _backward[double](*arguments)
@@ -158,7 +206,8 @@ cdef dict _backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                     const unsigned char[:, ::1] mask, const floating[:, ::1] recurrent_dropout_mask,
                     const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_last_output,
                     d_h, d_c, int activation, int recurrent_activation, bint go_backwards,
-                    bint zero_output_for_mask, bint input_gradient, int n_threads, bint blas_limited):
+                    bint zero_output_for_mask, bint input_gradient, int n_threads, bint blas_limited,
+                    bint fast):
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], D = x.shape[2], U = recurrent_kernel.shape[0]
     cdef int width = LSTMC_BACK_LANES_DOUBLE if floating is double else LSTMC_BACK_LANES_FLOAT
     cdef Py_ssize_t n_blocks = (U + width - 1) // width, step_work = B * 4 * U * U
@@ -171,24 +220,43 @@ cdef dict _backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                                 ("d_outputs", d_outputs, (B, T, U)), ("d_last_output", d_last_output, (B, U)),
                                 ("d_h", d_h, (B, U)), ("d_c", d_c, (B, U))):
         _check_shape(name, None if arr is None else np.asarray(arr), expected)
-    if B * T * 4 * U > _BLAS_LIMIT or B * T * D > _BLAS_LIMIT:
+    if (B * T + LSTMC_GEMM_MR) * (4 * U + LSTMC_GEMM_NR) > _BLAS_LIMIT \
+            or (B * T + LSTMC_GEMM_MR) * (D + U + 1 + LSTMC_GEMM_MR) > _BLAS_LIMIT:
         raise ValueError(f"a batch of {B} x {T} steps is too large for one backward call; split it")
-    # The GEMMs split across our threads only while BLAS is held to one thread (else BLAS's
-    # own pool runs them, after the recurrence's OpenMP region has ended).
-    cdef int gemm_threads = n_threads if blas_limited else 1
+    # The GEMMs split across our threads (ours, or BLAS's while BLAS is held to one thread;
+    # else BLAS's own pool runs them, after the recurrence's OpenMP region has ended).
+    cdef int gemm_threads = n_threads if (blas_limited or fast) else 1
     if B * T * 4 * U * (2 * D + U) < MIN_CALL_WORK_FOR_THREADS:
         gemm_threads = 1
     n_threads = max(1, min(n_threads, n_blocks, step_work // MIN_STEP_WORK_PER_THREAD))
     if step_work * T < MIN_CALL_WORK_FOR_THREADS:
         n_threads = 1
 
+    # Layout: dZ (rows_pad, 4U), rows b * T + t; XH = [x | h_in | 1 (with a bias) | 0 ...]
+    # (rows, m_pad), so that one product XH^T dZ gives dK, dR and db stacked. The micro-kernel
+    # path pads rows and columns to its tile sizes; BLAS takes the exact sizes.
     dtype = np.float64 if floating is double else np.float32
+    cdef Py_ssize_t rows = B * T, n = 4 * U, m = D + U + (1 if bias is not None else 0)
+    cdef Py_ssize_t rows_pad = _round_up(rows, LSTMC_GEMM_MR) if fast else rows
+    cdef Py_ssize_t m_pad = _round_up(m, LSTMC_GEMM_MR) if fast else m
+    cdef Py_ssize_t n_pad = _round_up(n, LSTMC_GEMM_NR) if fast else n
+    cdef Py_ssize_t d_pad = _round_up(D, LSTMC_GEMM_NR) if fast else D
+    dz_array = _workspace("dz", rows_pad * n, dtype).reshape(rows_pad, n)
+    if rows_pad > rows:
+        dz_array[rows:] = 0
+    xh_array = _workspace("xh", rows * m_pad, dtype).reshape(rows, m_pad)
+    xh_array[:, :D] = np.asarray(x).reshape(rows, D)
+    if bias is not None:
+        xh_array[:, D + U] = 1
+    if m_pad > m:
+        xh_array[:, m:] = 0
+    cdef floating[:, ::1] dz = dz_array
+    cdef floating[:, ::1] xh = xh_array
     cdef floating[:, ::1] dh = np.zeros((B, U), dtype) if d_h is None else np.array(d_h, dtype, order="C")
     cdef floating[:, ::1] dc = np.zeros((B, U), dtype) if d_c is None else np.array(d_c, dtype, order="C")
-    cdef floating[:, :, ::1] dz = np.empty((B, T, 4 * U), dtype)
-    cdef floating[:, :, ::1] h_in = np.empty((B, T, U), dtype)
-    cdef floating[::1] scratch = np.empty(n_threads * 3 * n_blocks * width, dtype)
-    cdef const floating[:, :, ::1] rt = pack_recurrent_transpose(np.asarray(recurrent_kernel), width)
+    cdef floating[::1] scratch = np.empty(n_threads * lstmc_backward_scratch(U, n_blocks), dtype)
+    cdef const floating[:, :, ::1] rt = pack_recurrent_transpose(
+        np.asarray(recurrent_kernel), width, _workspace("rt", n_blocks * width * n, dtype))
     cdef const floating[:, :, ::1] z = None
     cdef const Py_ssize_t[::1] first_valid = None
     if mask is not None:
@@ -209,56 +277,64 @@ cdef dict _backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     args.first_valid = &first_valid[0] if first_valid is not None else NULL
     args.d_out_seq = &d_outputs[0, 0, 0] if d_outputs is not None else NULL
     args.d_out_last = &d_last_output[0, 0] if d_last_output is not None else NULL
-    args.dh, args.dc, args.dz, args.h_in = &dh[0, 0], &dc[0, 0], &dz[0, 0, 0], &h_in[0, 0, 0]
+    args.dh, args.dc, args.dz, args.h_in = &dh[0, 0], &dc[0, 0], &dz[0, 0], &xh[0, D]
+    args.ld_h_in = m_pad
     args.scratch = &scratch[0]
     args.act, args.rec_act = activation, recurrent_activation
     args.go_backwards, args.zero_output_for_mask = go_backwards, zero_output_for_mask
-    args.n_threads, args.is_double = n_threads, floating is double
+    args.n_threads, args.is_double, args.fast = n_threads, floating is double, fast
 
-    cdef floating[:, ::1] d_kernel = np.empty((D, 4 * U), dtype)
-    cdef floating[:, ::1] d_recurrent = np.empty((U, 4 * U), dtype)
-    cdef floating[::1] d_bias = np.empty(4 * U, dtype) if bias is not None else None
-    cdef floating[::1] ones = np.ones(B * T, dtype) if bias is not None else None
-    cdef floating[:, :, ::1] d_x = np.empty((B, T, D), dtype) if input_gradient else None
-    cdef Py_ssize_t piece, column_pieces = (4 * U + COLUMN_CHUNK - 1) // COLUMN_CHUNK
-    cdef Py_ssize_t pieces = column_pieces + ((B * T + ROW_CHUNK - 1) // ROW_CHUNK if input_gradient else 0)
-    cdef floating *d_bias_ptr = &d_bias[0] if d_bias is not None else NULL
-    cdef floating *d_x_ptr = &d_x[0, 0, 0] if d_x is not None else NULL
-    cdef const floating *ones_ptr = &ones[0] if ones is not None else NULL
+    cdef floating[:, ::1] dw = _workspace("dw", m_pad * n_pad, dtype).reshape(m_pad, n_pad)
+    cdef floating[:, ::1] d_x = np.empty((rows_pad, d_pad), dtype) if input_gradient else None
+    cdef floating *d_x_ptr = &d_x[0, 0] if d_x is not None else NULL
+    cdef const float[:, :, ::1] ktp = None
+    cdef float[::1] work = None
+    cdef lstmc_gradient_args gargs
+    cdef Py_ssize_t piece, column_pieces = (n + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+    cdef Py_ssize_t pieces = column_pieces + ((rows + ROW_CHUNK - 1) // ROW_CHUNK if input_gradient else 0)
+    if fast:
+        if floating is float:
+            ktp = pack_recurrent_transpose(np.asarray(kernel), LSTMC_GEMM_NR, _workspace(
+                "ktp", _round_up(D, LSTMC_GEMM_NR) * n, dtype)) if input_gradient else None
+            work = np.empty(gemm_threads * lstmc_gradient_work(n), np.float32)
+            gargs.rows, gargs.rows_pad, gargs.m_pad, gargs.n, gargs.n_pad, gargs.d_pad = \
+                rows, rows_pad, m_pad, n, n_pad, d_pad
+            gargs.xh, gargs.dz, gargs.ktp = &xh[0, 0], &dz[0, 0], &ktp[0, 0, 0] if ktp is not None else NULL
+            gargs.dw, gargs.dx, gargs.work = &dw[0, 0], d_x_ptr, &work[0]
+            gargs.n_threads = gemm_threads
     with nogil:
         lstmc_backward(&args)
-        if gemm_threads == 1:
+        if fast:
+            if floating is float:
+                lstmc_gradients_avx512(&gargs)
+        elif gemm_threads == 1:
             for piece in range(pieces):
-                _gradient_piece(piece, column_pieces, B * T, 4 * U, D, U, &x[0, 0, 0], &h_in[0, 0, 0],
-                                &dz[0, 0, 0], &kernel[0, 0], ones_ptr, &d_kernel[0, 0], &d_recurrent[0, 0],
-                                d_bias_ptr, d_x_ptr)
+                _gradient_piece(piece, column_pieces, rows, n, D, m, &xh[0, 0], &dz[0, 0], &kernel[0, 0],
+                                &dw[0, 0], d_x_ptr)
         else:
             for piece in prange(pieces, num_threads=gemm_threads, schedule="dynamic"):
-                _gradient_piece(piece, column_pieces, B * T, 4 * U, D, U, &x[0, 0, 0], &h_in[0, 0, 0],
-                                &dz[0, 0, 0], &kernel[0, 0], ones_ptr, &d_kernel[0, 0], &d_recurrent[0, 0],
-                                d_bias_ptr, d_x_ptr)
-    return dict(x=None if d_x is None else np.asarray(d_x), kernel=np.asarray(d_kernel),
-                recurrent_kernel=np.asarray(d_recurrent), bias=None if d_bias is None else np.asarray(d_bias),
+                _gradient_piece(piece, column_pieces, rows, n, D, m, &xh[0, 0], &dz[0, 0], &kernel[0, 0],
+                                &dw[0, 0], d_x_ptr)
+    dw_array = np.asarray(dw)
+    return dict(x=None if d_x is None else np.ascontiguousarray(np.asarray(d_x)[:rows, :D]).reshape(B, T, D),
+                kernel=np.array(dw_array[:D, :n]), recurrent_kernel=np.array(dw_array[D:D + U, :n]),
+                bias=None if bias is None else np.array(dw_array[D + U, :n]),
                 h0=np.asarray(dh), c0=np.asarray(dc))
 
 
 cdef void _gradient_piece(Py_ssize_t piece, Py_ssize_t column_pieces, Py_ssize_t rows, Py_ssize_t cols,
-                          Py_ssize_t features, Py_ssize_t units, const floating *x, const floating *h_in,
-                          const floating *dz, const floating *kernel, const floating *ones, floating *d_kernel,
-                          floating *d_recurrent, floating *d_bias, floating *d_x) noexcept nogil:
-    """One piece of the gradients over all steps at once: pieces below ``column_pieces`` are
-    COLUMN_CHUNK columns of dK = X^T dZ, dR = H_in^T dZ and db = column sums of dZ; the others
-    ROW_CHUNK rows of dX = dZ K^T (d_bias may be NULL). Sizes fit in int: checked by the caller."""
+                          Py_ssize_t features, Py_ssize_t m, const floating *xh, const floating *dz,
+                          const floating *kernel, floating *dw, floating *d_x) noexcept nogil:
+    """One piece of the gradients over all steps at once, by BLAS: pieces below
+    ``column_pieces`` are COLUMN_CHUNK columns of dW = XH^T dZ (XH = [x | h_in | 1]: dK, dR
+    and db stacked, m rows); the others ROW_CHUNK rows of dX = dZ K^T. Sizes fit in int:
+    checked by the caller."""
     cdef Py_ssize_t c0, width, r0, height
     if piece < column_pieces:
         c0 = piece * COLUMN_CHUNK
         width = min(cols - c0, COLUMN_CHUNK)
-        gemm(True, False, <int>features, <int>width, <int>rows, 1, x, <int>features, dz + c0, <int>cols, 0,
-             d_kernel + c0, <int>cols)
-        gemm(True, False, <int>units, <int>width, <int>rows, 1, h_in, <int>units, dz + c0, <int>cols, 0,
-             d_recurrent + c0, <int>cols)
-        if d_bias != NULL:
-            column_sums(<int>rows, <int>width, dz + c0, <int>cols, ones, d_bias + c0)
+        gemm(True, False, <int>m, <int>width, <int>rows, 1, xh, <int>m, dz + c0, <int>cols, 0,
+             dw + c0, <int>cols)
     else:
         r0 = (piece - column_pieces) * ROW_CHUNK
         height = min(rows - r0, ROW_CHUNK)

@@ -8,10 +8,11 @@ import numpy.typing as npt
 N_ACTIVATIONS: int
 MIN_STEP_WORK_PER_THREAD: int
 MIN_CALL_WORK_FOR_THREADS: int
+PROJECTION_STEPS: int
 
 def openmp_enabled() -> bool: ...
 def cpu_count() -> int: ...
-def lanes(dtype: npt.DTypeLike) -> int: ...
+def lanes(dtype: npt.DTypeLike, wide: Optional[bool] = ...) -> int: ...
 
 class Kernel:
     weights: np.ndarray
@@ -19,6 +20,7 @@ class Kernel:
     dtype: np.dtype
     input_dim: int
     units: int
+    lanes: int
     def __init__(
         self,
         kernel: np.ndarray,
@@ -26,6 +28,8 @@ class Kernel:
         bias: Optional[np.ndarray],
         activation: int,
         recurrent_activation: int,
+        *,
+        wide: Optional[bool] = ...,
     ) -> None: ...
     def forward(
         self,
@@ -41,4 +45,5 @@ class Kernel:
         go_backwards: bool = ...,
         zero_output_for_mask: bool = ...,
         n_threads: int = ...,
+        projection_steps: Optional[int] = ...,
     ) -> None: ...

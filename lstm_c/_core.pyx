@@ -7,14 +7,18 @@ pointers; ``forward`` checks every shape first, so nothing inside can read or wr
 out of bounds.
 
 Weights arrive packed (lstm_c/_packing.py: kernel and recurrent kernel stacked,
-in gate-interleaved blocks of ``lanes`` units). The whole sequence runs as one OpenMP
-region in C (_recurrence.h), each thread owning a slice of units; the input projection
-is fused into each step, so memory does not grow with the number of timesteps.
+in gate-interleaved blocks of ``lanes`` units, one 512-bit vector where the CPU has
+AVX-512, else 256-bit). The whole sequence runs as one OpenMP region in C
+(_recurrence.h), each thread owning a slice of units; the input projection is fused
+into each step, or, for small batches, computed a few steps ahead, so memory does not
+grow with the number of timesteps.
 """
 
 import numpy as np
 
-from cython cimport floating
+cimport numpy as cnp
+
+cnp.import_array()
 
 from ._packing import pack_weights
 
@@ -25,10 +29,12 @@ cdef extern from "_activations.h" nogil:
 
 cdef extern from "_recurrence.h" nogil:
     ctypedef struct lstmc_recurrence_args:
-        Py_ssize_t B, T, D, U, Up, nblk
+        Py_ssize_t B, T, D, U, W, nblk
         const void *x
         const void *wp
         const void *bias
+        void *projection
+        Py_ssize_t TB
         void *h
         void *h_spare
         void *c
@@ -43,7 +49,8 @@ cdef extern from "_recurrence.h" nogil:
         Py_ssize_t k_begin, k_end
         int n_threads, is_double
     void lstmc_recurrence(const lstmc_recurrence_args *args)
-    int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE
+    int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
+    int lstmc_wide_blocks()
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
 
@@ -58,16 +65,29 @@ def cpu_count():
     return omp_get_num_procs()
 
 
-def lanes(dtype):
-    """Units per block (one 256-bit vector) the packed weights must use for ``dtype``."""
-    return LSTMC_LANES_DOUBLE if np.dtype(dtype) == np.float64 else LSTMC_LANES_FLOAT
+def lanes(dtype, wide=None):
+    """Units per block of packed weights for ``dtype``: one 512-bit vector when ``wide``,
+    else one 256-bit vector. ``wide=None`` asks the CPU (AVX-512 -> wide)."""
+    if wide is None:
+        wide = lstmc_wide_blocks()
+    if np.dtype(dtype) == np.float64:
+        return LSTMC_WIDE_LANES_DOUBLE if wide else LSTMC_LANES_DOUBLE
+    return LSTMC_WIDE_LANES_FLOAT if wide else LSTMC_LANES_FLOAT
 
 #: Multiply-adds per step below which a thread is not worth waking: its share of
 #: a step would cost less than the barrier that ends it.
-MIN_STEP_WORK_PER_THREAD = 1 << 15
+cdef enum:
+    _MIN_STEP_WORK_PER_THREAD = 1 << 15
+MIN_STEP_WORK_PER_THREAD = _MIN_STEP_WORK_PER_THREAD
 #: Multiply-adds per call below which one thread runs it all: waking a second one
-#: costs more than it saves (a streaming step of a small LSTM, say).
-MIN_CALL_WORK_FOR_THREADS = 1 << 20
+#: costs more than it saves (a streaming step of a small LSTM, say). A streaming step
+#: of LSTM(128) on 64 features (98k) is above it: 2.5 us with two threads, 4 with one.
+cdef enum:
+    _MIN_CALL_WORK_FOR_THREADS = 1 << 16
+MIN_CALL_WORK_FOR_THREADS = _MIN_CALL_WORK_FOR_THREADS
+#: Steps whose input projection is computed ahead at a time (small batches): enough rows
+#: for full tiles, few enough that the buffer stays in L2.
+PROJECTION_STEPS = 32
 
 
 def _first_valid_steps(mask, T, go_backwards):
@@ -91,17 +111,22 @@ cdef class Kernel:
         dtype, float32 or float64.
     activation, recurrent_activation : int
         Codes from :func:`lstm_c.activations.activation_code`.
+    wide : bool or None
+        Blocks of one 512-bit vector (True) or one 256-bit vector (False); None (the
+        default) picks 512 where the CPU has AVX-512. Both give the same results to
+        rounding; tests use it to run both layouts on one machine.
     """
 
     cdef readonly object weights, bias, dtype
-    cdef readonly Py_ssize_t input_dim, units
+    cdef readonly Py_ssize_t input_dim, units, lanes
     cdef Py_ssize_t n_blocks
     cdef int activation, recurrent_activation
     cdef bint is_double
     cdef const void *weights_ptr
     cdef const void *bias_ptr
 
-    def __init__(self, kernel, recurrent_kernel, bias, int activation, int recurrent_activation):
+    def __init__(self, kernel, recurrent_kernel, bias, int activation, int recurrent_activation,
+                 *, wide=None):
         dtype = np.result_type(kernel)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"weights must be float32 or float64, got {dtype}")
@@ -120,7 +145,8 @@ cdef class Kernel:
                 raise ValueError(f"unknown activation code {code}")
         self.dtype, self.is_double = dtype, dtype == np.float64
         self.input_dim, self.units = D, U
-        self.weights, self.bias = pack_weights(kernel, recurrent_kernel, bias, lanes(dtype))
+        self.lanes = lanes(dtype, wide)
+        self.weights, self.bias = pack_weights(kernel, recurrent_kernel, bias, self.lanes)
         self.n_blocks = self.weights.shape[0]
         self.activation, self.recurrent_activation = activation, recurrent_activation
         self.weights_ptr = _data_pointer(self.weights)
@@ -128,7 +154,7 @@ cdef class Kernel:
 
     def forward(self, x, h, c, out_last, out_seq=None, trace=None, mask=None,
                 recurrent_dropout_mask=None, *, bint go_backwards=False,
-                bint zero_output_for_mask=False, int n_threads=1):
+                bint zero_output_for_mask=False, int n_threads=1, projection_steps=None):
         """Run the LSTM over ``x`` (B, T, D), writing results into the given arrays.
 
         ``h`` and ``c`` (B, U) hold the initial state on entry and the final state on
@@ -140,13 +166,29 @@ cdef class Kernel:
         outputs the previous output (0 before the first valid step), or 0 with
         ``zero_output_for_mask``. Every array must be C-contiguous
         and of the kernel's dtype (mask: uint8); the GIL is released throughout.
+        ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it n
+        steps ahead; None (the default) projects ahead when the batch is smaller than a
+        tile. The results agree to rounding.
         """
-        if self.is_double:
-            _forward[double](self, x, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
-                             go_backwards, zero_output_for_mask, n_threads)
+        cdef Py_ssize_t B, T, steps
+        if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
+            raise ValueError(f"x must be an array of shape (batch, timesteps, {self.input_dim}), "
+                             f"got {np.shape(x)}")
+        B, T = cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)
+        if projection_steps is None:
+            # Small batches: a tile over samples would be mostly empty; one over steps is full.
+            steps = PROJECTION_STEPS if B < _tile_samples(self.lanes, self.is_double) and T > 1 else 0
+        elif projection_steps < 0:
+            raise ValueError(f"projection_steps must be >= 0 or None, got {projection_steps}")
         else:
-            _forward[float](self, x, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
-                            go_backwards, zero_output_for_mask, n_threads)
+            steps = projection_steps
+        _forward(self, x, B, T, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
+                 go_backwards, zero_output_for_mask, n_threads, min(steps, T))
+
+
+def _tile_samples(Py_ssize_t lanes_, bint is_double):
+    """Samples per tile of the kernel: 6 with 512-bit blocks, 3 with 256-bit ones."""
+    return 6 if lanes_ * (8 if is_double else 4) == 64 else 3
 
 
 cdef const void *_data_pointer(arr):
@@ -154,65 +196,83 @@ cdef const void *_data_pointer(arr):
     return &view[0]
 
 
-cdef _forward(Kernel kernel, const floating[:, :, ::1] x, floating[:, ::1] h, floating[:, ::1] c,
-              floating[:, ::1] out_last, floating[:, :, ::1] out_seq,
-              floating[:, :, :, ::1] trace, const unsigned char[:, ::1] mask,
-              const floating[:, ::1] recurrent_dropout_mask, bint go_backwards,
-              bint zero_output_for_mask, int n_threads):
-    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], D = kernel.input_dim, U = kernel.units
+cdef void *_array_data(object arr, str name, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
+                       Py_ssize_t d2, Py_ssize_t d3, bint writable) except NULL:
+    """The data pointer of ``arr`` once it is checked to be a C-contiguous ndarray of the
+    given type and shape (d0 .. d{ndim-1}), writable if asked: everything the C code
+    assumes. Through the NumPy C API: a streaming step cannot afford buffer acquisition."""
+    cdef cnp.ndarray a
+    cdef Py_ssize_t expected[4]
+    cdef int i
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    a = <cnp.ndarray>arr
+    expected[0], expected[1], expected[2], expected[3] = d0, d1, d2, d3
+    if cnp.PyArray_NDIM(a) != ndim:
+        raise _shape_error(name, arr, [expected[i] for i in range(ndim)])
+    for i in range(ndim):
+        if cnp.PyArray_DIM(a, i) != expected[i]:
+            raise _shape_error(name, arr, [expected[i] for i in range(ndim)])
+    if cnp.PyArray_TYPE(a) != typenum:
+        raise ValueError(f"{name} dtype mismatch: expected {np.dtype(cnp.PyArray_TypeObjectFromType(typenum))}, "
+                         f"got {arr.dtype}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError(f"{name} must be C-contiguous")
+    if writable and not cnp.PyArray_ISWRITEABLE(a):
+        raise ValueError(f"{name} must be writable")
+    return cnp.PyArray_DATA(a)
+
+
+cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_seq, trace, mask,
+              recurrent_dropout_mask, bint go_backwards, bint zero_output_for_mask, int n_threads,
+              Py_ssize_t projection_steps):
+    cdef Py_ssize_t D = kernel.input_dim, U = kernel.units
     cdef Py_ssize_t step_work
-    if x.shape[2] != D:
-        raise _shape_error("x", x, (B, T, D))
+    cdef int real = cnp.NPY_DOUBLE if kernel.is_double else cnp.NPY_FLOAT
+    cdef lstmc_recurrence_args args
     if B == 0 or T == 0:
         raise ValueError(f"the LSTM kernel needs at least one sample and one timestep, got {B} x {T}")
-    if h.shape[0] != B or h.shape[1] != U:
-        raise _shape_error("h", h, (B, U))
-    if c.shape[0] != B or c.shape[1] != U:
-        raise _shape_error("c", c, (B, U))
-    if out_last.shape[0] != B or out_last.shape[1] != U:
-        raise _shape_error("out_last", out_last, (B, U))
-    if out_seq is not None and (out_seq.shape[0] != B or out_seq.shape[1] != T or out_seq.shape[2] != U):
-        raise _shape_error("out_seq", out_seq, (B, T, U))
-    if trace is not None and (trace.shape[0] != 6 or trace.shape[1] != B or trace.shape[2] != T
-                              or trace.shape[3] != U):
-        raise _shape_error("trace", trace, (6, B, T, U))
-    if mask is not None and (mask.shape[0] != B or mask.shape[1] != T):
-        raise _shape_error("mask", mask, (B, T))
-    if recurrent_dropout_mask is not None and (recurrent_dropout_mask.shape[0] != B
-                                               or recurrent_dropout_mask.shape[1] != U):
-        raise _shape_error("recurrent_dropout_mask", recurrent_dropout_mask, (B, U))
+    args.x = _array_data(x, "x", real, 3, B, T, D, 0, False)
+    args.h = _array_data(h, "h", real, 2, B, U, 0, 0, True)
+    args.c = _array_data(c, "c", real, 2, B, U, 0, 0, True)
+    args.out_last = _array_data(out_last, "out_last", real, 2, B, U, 0, 0, True)
+    args.out_seq = (_array_data(out_seq, "out_seq", real, 3, B, T, U, 0, True)
+                    if out_seq is not None else NULL)
+    args.trace = (_array_data(trace, "trace", real, 4, 6, B, T, U, True)
+                  if trace is not None else NULL)
+    args.mask = <const unsigned char *>(_array_data(mask, "mask", cnp.NPY_UINT8, 2, B, T, 0, 0, False)
+                                        if mask is not None else NULL)
+    args.rec_dropout = (_array_data(recurrent_dropout_mask, "recurrent_dropout_mask", real, 2, B, U,
+                                    0, 0, False)
+                        if recurrent_dropout_mask is not None else NULL)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     # More threads than blocks idle; threads with less than a barrier's worth of work slow down.
     step_work = B * (D + U) * 4 * U
-    n_threads = max(1, min(n_threads, kernel.n_blocks, step_work // MIN_STEP_WORK_PER_THREAD))
-    if step_work * T < MIN_CALL_WORK_FOR_THREADS:
+    n_threads = <int>min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD)
+    if n_threads < 1 or step_work * T < _MIN_CALL_WORK_FOR_THREADS:
         n_threads = 1
 
+    # Scratch, kept referenced until the kernel returns.
     dtype = kernel.dtype
-    cdef floating[:, ::1] h_spare = np.empty((B, U), dtype)
-    cdef floating[::1] h_dropped = None
-    cdef Py_ssize_t[::1] first_valid = None
-    if mask is not None:
-        first_valid = _first_valid_steps(mask, T, go_backwards)
-    if recurrent_dropout_mask is not None:
-        h_dropped = np.empty(n_threads * B * U, dtype)
+    h_spare = np.empty((B, U), dtype)
+    h_dropped = np.empty(n_threads * B * U, dtype) if recurrent_dropout_mask is not None else None
+    first_valid = _first_valid_steps(mask, T, go_backwards) if mask is not None else None
+    projection = (np.empty(kernel.n_blocks * projection_steps * B * 4 * kernel.lanes, dtype)
+                  if projection_steps > 0 else None)
 
-    cdef lstmc_recurrence_args args
     args.B, args.T, args.D, args.U = B, T, D, U
-    args.nblk, args.Up = kernel.n_blocks, kernel.n_blocks * lanes(dtype)
-    args.x, args.wp, args.bias = &x[0, 0, 0], kernel.weights_ptr, kernel.bias_ptr
-    args.h, args.h_spare, args.c = &h[0, 0], &h_spare[0, 0], &c[0, 0]
-    args.h_dropped = &h_dropped[0] if h_dropped is not None else NULL
-    args.rec_dropout = &recurrent_dropout_mask[0, 0] if recurrent_dropout_mask is not None else NULL
-    args.mask = &mask[0, 0] if mask is not None else NULL
-    args.first_valid = &first_valid[0] if first_valid is not None else NULL
+    args.nblk, args.W = kernel.n_blocks, kernel.lanes
+    args.wp, args.bias = kernel.weights_ptr, kernel.bias_ptr
+    args.h_spare = cnp.PyArray_DATA(<cnp.ndarray>h_spare)
+    args.h_dropped = cnp.PyArray_DATA(<cnp.ndarray>h_dropped) if h_dropped is not None else NULL
+    args.first_valid = (<const Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>first_valid)
+                        if first_valid is not None else NULL)
+    args.projection = cnp.PyArray_DATA(<cnp.ndarray>projection) if projection is not None else NULL
+    args.TB = projection_steps
     args.act, args.rec_act = kernel.activation, kernel.recurrent_activation
     args.go_backwards, args.zero_output_for_mask = go_backwards, zero_output_for_mask
-    args.out_seq = &out_seq[0, 0, 0] if out_seq is not None else NULL
-    args.out_last = &out_last[0, 0]
-    args.trace = &trace[0, 0, 0, 0] if trace is not None else NULL
     args.k_begin, args.k_end = 0, T
-    args.n_threads, args.is_double = n_threads, floating is double
+    args.n_threads, args.is_double = n_threads, kernel.is_double
     with nogil:
         lstmc_recurrence(&args)

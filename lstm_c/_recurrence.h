@@ -5,15 +5,21 @@
  * weights hot in its own cache for the whole sequence, and no thread pool (OpenBLAS's
  * or OpenMP's) wakes, sleeps or spins against another between steps.
  *
- * Work split: hidden units are cut into blocks of W lanes (one 256-bit vector); thread
- * p owns a contiguous range of blocks and computes all four gates of its units for all
- * samples, then the state update, while the block is in registers. The weights are
- * packed block-major (see lstm_c/_packing.py), kernel rows first, then recurrent rows:
+ * Work split: hidden units are cut into blocks of W lanes (one SIMD vector: 512 bits
+ * where the CPU has AVX-512, else 256); thread p owns a contiguous range of blocks and
+ * computes all four gates of its units for all samples, then the state update, while
+ * the block is in registers. The weights are packed block-major (lstm_c/_packing.py),
+ * kernel rows first, then recurrent rows:
  *     wp[blk][k][gate][lane] = [kernel; recurrent_kernel][k, gate * U + blk * W + lane]
- * so a step is one pass over D + U rows of the block: the input projection is fused
- * into the step (no (B, T, 4U) buffer: memory does not grow with T).
  *
- * Samples are processed NS at a time (4, 2, 1) so each weight load feeds NS FMAs.
+ * Two ways to do the input projection x_t @ kernel, both memory-flat in T:
+ *   - fused (B >= a full tile of samples): a step is one pass over the D + U rows of a
+ *     block, up to 6 samples per pass (the tile below);
+ *   - projected ahead (small B, where a tile over samples would be mostly empty and the
+ *     stacked weights may not fit in L2): each thread computes x @ kernel + bias for its
+ *     own blocks over the next TB steps (a tile over steps: full register reuse even for
+ *     one sequence), then each step reads only the recurrent rows.
+ *
  * h is double-buffered (threads read all of h_prev and write their blocks of h_next);
  * c is touched only by the thread that owns its units. Steps are separated by the
  * team barrier below, which falls back to one thread when the machine is oversubscribed.
@@ -35,7 +41,7 @@
 
 #include "_activations.h"
 
-#define LSTMC_VECTOR_BYTES 32
+#define LSTMC_VECTOR_BYTES 32  /* the narrow block: one AVX2 vector */
 
 /* Flush denormals to zero inside the kernel (they cost up to ~100 cycles each), and
  * restore the caller's mode after. Per thread: MXCSR is thread-local. */
@@ -133,54 +139,117 @@ static int lstmc_team_barrier(lstmc_team *team, double step_seconds) {
         else memset((dst), 0, (lanes) * sizeof(REAL));                                        \
     } while (0)
 
-#define LSTMC_DEFINE_RECURRENCE(SFX, REAL)                                                       \
-enum { LSTMC_W_##SFX = LSTMC_VECTOR_BYTES / sizeof(REAL) };                                     \
-                                                                                              \
-typedef struct {                                                                              \
-    ptrdiff_t B, T, D, U, Up, nblk;                                                           \
-    const REAL *x;                    /* (B, T, D) */                                           \
-    const REAL *wp;                   /* (nblk, D + U, 4W) packed kernel and recurrent kernel */\
-    const REAL *bias;                 /* (4 * Up) permuted, or NULL */                          \
-    REAL *h, *h_spare;                /* (B, U): current h on entry and on return; spare */     \
-    REAL *c;                          /* (B, U) */                                              \
-    REAL *h_dropped;                  /* (n_threads, B, U) scratch when rec_dropout */          \
-    const REAL *rec_dropout;          /* (B, U) or NULL */                                      \
-    const unsigned char *mask;     /* (B, REAL) or NULL */                                       \
-    const ptrdiff_t *first_valid;  /* (B,) first processing step with a valid input */      \
-    int act, rec_act, go_backwards, zero_output_for_mask;                                     \
-    REAL *out_seq, *out_last, *trace; /* (B, REAL, U), (B, U), (6, B, REAL, U); seq/trace may be NULL */\
-    ptrdiff_t k_begin, k_end;      /* processing steps to run */                              \
-    int n_threads;                                                                            \
-} lstmc_recurrence_args_##SFX;                                                                \
-                                                                                              \
-/* acc += v @ w_blk for NS samples: the FLOPs of the whole model live here. */             \
-LSTMC_DEFINE_MATVEC(SFX, REAL, 4)                                                             \
-LSTMC_DEFINE_MATVEC(SFX, REAL, 2)                                                             \
-LSTMC_DEFINE_MATVEC(SFX, REAL, 1)                                                             \
+/* ---- The tile: the FLOPs of the whole model live here. ----------------------------------
+ *
+ * acc[s][gate] (NS samples x 4 gate vectors of W lanes) starts from `init` (NS rows of 4W,
+ * ld_init apart; ld_init 0 = one row for all, the bias; NULL = zeros), then adds
+ * a[s * ld_a + k] * w_a[k] for k < n_a and b[s * ld_b + k] * w_b[k] for k < n_b, where
+ * w_*[k] is a row of 4W packed weights, and is stored to out + s * ld_out_s + gate * ld_out_g.
+ * All NS * 4 sums stay in vector registers for the whole pass (NS = 6 with 512-bit vectors:
+ * 24 accumulators, 4 weight vectors and a broadcast fill AVX-512's 32 registers): each
+ * weight vector loaded feeds NS FMAs, and 4 * NS independent chains hide the FMA latency.
+ * Every lane sums its k in the same order whatever NS is, so a sample's result does not
+ * depend on the samples it is batched with. */
+#define LSTMC_TILE_ROWS(REAL, W, NS, w, v, ldv, n)                                             \
+    for (k = 0; k < (n); k++) {                                                               \
+        const vec *wk = (const vec *)((w) + k * 4 * W);                                       \
+        const vec w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];                             \
+        _Pragma("GCC unroll 8")                                                               \
+        for (s = 0; s < NS; s++) {                                                            \
+            const REAL e = (v)[s * (ldv) + k];                                                \
+            acc[s][0] += e * w0;                                                              \
+            acc[s][1] += e * w1;                                                              \
+            acc[s][2] += e * w2;                                                              \
+            acc[s][3] += e * w3;                                                              \
+        }                                                                                     \
+    }
+
+#define LSTMC_TILE_PARAMS(REAL)                                                                \
+    const REAL *init, ptrdiff_t ld_init, const REAL *w_a, const REAL *a, ptrdiff_t ld_a,      \
+    ptrdiff_t n_a, const REAL *w_b, const REAL *b, ptrdiff_t ld_b, ptrdiff_t n_b, REAL *out,  \
+    ptrdiff_t ld_out_s, ptrdiff_t ld_out_g
+#define LSTMC_TILE_ARGS init, ld_init, w_a, a, ld_a, n_a, w_b, b, ld_b, n_b, out, ld_out_s, ld_out_g
+
+#define LSTMC_DEFINE_TILE(SFX, REAL, W, NS)                                                    \
+LSTMC_CLONES                                                                                  \
+static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL)) {                             \
+    /* numpy guarantees element alignment only: unaligned vector loads and stores */         \
+    typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));  \
+    vec acc[NS][4];                                                                           \
+    ptrdiff_t k;                                                                              \
+    int s, g;                                                                                 \
+    _Pragma("GCC unroll 8")                                                                   \
+    for (s = 0; s < NS; s++)                                                                  \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < 4; g++)                                                               \
+            acc[s][g] = init != NULL ? *(const vec *)(init + s * ld_init + g * W) : (vec){0}; \
+    LSTMC_TILE_ROWS(REAL, W, NS, w_a, a, ld_a, n_a)                                           \
+    LSTMC_TILE_ROWS(REAL, W, NS, w_b, b, ld_b, n_b)                                           \
+    _Pragma("GCC unroll 8")                                                                   \
+    for (s = 0; s < NS; s++)                                                                  \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < 4; g++)                                                               \
+            *(vec *)(out + s * ld_out_s + g * ld_out_g) = acc[s][g];                          \
+}
+
+/* Tiles of 1 .. 6 samples for 512-bit blocks, 1 .. 3 for 256-bit ones (AVX2 has 16
+ * registers: 12 accumulators + 4 weight vectors), and the switch choosing one. */
+#define LSTMC_DEFINE_TILES6(SFX, REAL, W)                                                      \
+LSTMC_DEFINE_TILE(SFX, REAL, W, 1) LSTMC_DEFINE_TILE(SFX, REAL, W, 2)                         \
+LSTMC_DEFINE_TILE(SFX, REAL, W, 3) LSTMC_DEFINE_TILE(SFX, REAL, W, 4)                         \
+LSTMC_DEFINE_TILE(SFX, REAL, W, 5) LSTMC_DEFINE_TILE(SFX, REAL, W, 6)                         \
+enum { LSTMC_NS_##SFX##W = 6 };                                                               \
+static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL)) {                      \
+    switch (ns) {                                                                             \
+    case 1: lstmc_tile_##SFX##W##_1(LSTMC_TILE_ARGS); break;                                  \
+    case 2: lstmc_tile_##SFX##W##_2(LSTMC_TILE_ARGS); break;                                  \
+    case 3: lstmc_tile_##SFX##W##_3(LSTMC_TILE_ARGS); break;                                  \
+    case 4: lstmc_tile_##SFX##W##_4(LSTMC_TILE_ARGS); break;                                  \
+    case 5: lstmc_tile_##SFX##W##_5(LSTMC_TILE_ARGS); break;                                  \
+    default: lstmc_tile_##SFX##W##_6(LSTMC_TILE_ARGS); break;                                 \
+    }                                                                                         \
+}
+#define LSTMC_DEFINE_TILES3(SFX, REAL, W)                                                      \
+LSTMC_DEFINE_TILE(SFX, REAL, W, 1) LSTMC_DEFINE_TILE(SFX, REAL, W, 2)                         \
+LSTMC_DEFINE_TILE(SFX, REAL, W, 3)                                                            \
+enum { LSTMC_NS_##SFX##W = 3 };                                                               \
+static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL)) {                      \
+    switch (ns) {                                                                             \
+    case 1: lstmc_tile_##SFX##W##_1(LSTMC_TILE_ARGS); break;                                  \
+    case 2: lstmc_tile_##SFX##W##_2(LSTMC_TILE_ARGS); break;                                  \
+    default: lstmc_tile_##SFX##W##_3(LSTMC_TILE_ARGS); break;                                 \
+    }                                                                                         \
+}
+
+/* Rows for the next tile when `left` remain: tiles as even as possible (32 rows in tiles
+ * of at most 6: 6 6 5 5 5 5, not 6 6 6 6 6 2, whose last tile would run at a third of the
+ * FMA rate). */
+static inline ptrdiff_t lstmc_tile_size(ptrdiff_t left, ptrdiff_t most) {
+    const ptrdiff_t tiles = (left + most - 1) / most;
+    return (left + tiles - 1) / tiles;
+}
+
+/* ---- One block width W: gates and state update, a step, the input projection. ---------- */
+#define LSTMC_DEFINE_WIDTH(SFX, REAL, W)                                                       \
                                                                                               \
 /* Gates, state update, outputs and trace for samples b0 .. b0 + ns - 1 of block blk.  */    \
 /* acc is gate-major, acc[(gate * ns + s) * W + lane], so each activation is one loop  */    \
-/* over a run of ns * W values. Cloned like the matvec: the activations inline into it. */   \
+/* over a run of ns * W values. Cloned like the tiles: the activations inline into it. */    \
 LSTMC_CLONES                                                                                  \
-static void lstmc_finish_##SFX(const lstmc_recurrence_args_##SFX *a, REAL *acc, ptrdiff_t ns, \
-                               ptrdiff_t b0, ptrdiff_t blk, ptrdiff_t k, ptrdiff_t t,         \
-                               const REAL *h_prev, REAL *h_next) {                            \
-    enum { W = LSTMC_W_##SFX };                                                               \
+static void lstmc_finish_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *acc,           \
+                                  ptrdiff_t ns, ptrdiff_t b0, ptrdiff_t blk, ptrdiff_t k,      \
+                                  ptrdiff_t t, const REAL *h_prev, REAL *h_next) {            \
+    enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
     const ptrdiff_t n = ns * W, BTU = a->B * a->T * a->U;                                     \
     ptrdiff_t s, gate, lane, lanes = a->U - blk * W;                                          \
-    REAL c_old[4 * W] = {0}, c_new[4 * W], h_new[4 * W];  /* whole vectors; `lanes` units */  \
+    REAL c_old[NSMAX * W] = {0}, c_new[NSMAX * W], h_new[NSMAX * W];  /* `lanes` are units */ \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n;\
     if (lanes > W) lanes = W;                                                                 \
-    if (a->bias != NULL)                                                                      \
-        for (gate = 0; gate < 4; gate++)                                                      \
-            for (s = 0; s < ns; s++)                                                          \
-                for (lane = 0; lane < W; lane++)                                              \
-                    acc[(gate * ns + s) * W + lane] += a->bias[blk * 4 * W + gate * W + lane];\
+    for (s = 0; s < ns; s++)                                                                  \
+        LSTMC_COPY_LANES(c_old + s * W, a->c + (b0 + s) * a->U + blk * W, lanes, W, REAL);    \
     lstmc_activate_##SFX(a->rec_act, acc, 2 * n);       /* i, f */                            \
     lstmc_activate_##SFX(a->act, acc + 2 * n, n);       /* g */                               \
     lstmc_activate_##SFX(a->rec_act, acc + 3 * n, n);   /* o */                               \
-    for (s = 0; s < ns; s++)                                                                  \
-        LSTMC_COPY_LANES(c_old + s * W, a->c + (b0 + s) * a->U + blk * W, lanes, W, REAL);        \
     for (lane = 0; lane < n; lane++) {                                                        \
         c_new[lane] = gate_f[lane] * c_old[lane] + gate_i[lane] * gate_g[lane];               \
         h_new[lane] = c_new[lane];                                                            \
@@ -196,68 +265,116 @@ static void lstmc_finish_##SFX(const lstmc_recurrence_args_##SFX *a, REAL *acc, 
         /* (the carried h once any step was valid, else 0), or 0 with zero_output.      */   \
         const int emit = valid || (!a->zero_output_for_mask && k >= a->first_valid[b]);       \
         if (valid) {                                                                          \
-            LSTMC_COPY_LANES(c, c_new + s * W, lanes, W, REAL);                                   \
-            LSTMC_COPY_LANES(hn, h_new + s * W, lanes, W, REAL);                                  \
+            LSTMC_COPY_LANES(c, c_new + s * W, lanes, W, REAL);                               \
+            LSTMC_COPY_LANES(hn, h_new + s * W, lanes, W, REAL);                              \
         } else {  /* a masked step carries (h, c) */                                          \
-            LSTMC_COPY_LANES(hn, h_prev + b * a->U + blk * W, lanes, W, REAL);                    \
+            LSTMC_COPY_LANES(hn, h_prev + b * a->U + blk * W, lanes, W, REAL);                \
         }                                                                                     \
         if (a->out_seq != NULL) {                                                             \
-            if (emit) LSTMC_COPY_LANES(a->out_seq + row, hn, lanes, W, REAL);                     \
-            else LSTMC_CLEAR_LANES(a->out_seq + row, lanes, W, REAL);                           \
+            if (emit) LSTMC_COPY_LANES(a->out_seq + row, hn, lanes, W, REAL);                 \
+            else LSTMC_CLEAR_LANES(a->out_seq + row, lanes, W, REAL);                         \
         }                                                                                     \
         if (k == a->T - 1) {                                                                  \
             REAL *last = a->out_last + b * a->U + blk * W;                                    \
-            if (emit) LSTMC_COPY_LANES(last, hn, lanes, W, REAL);                                 \
-            else LSTMC_CLEAR_LANES(last, lanes, W, REAL);                                       \
+            if (emit) LSTMC_COPY_LANES(last, hn, lanes, W, REAL);                             \
+            else LSTMC_CLEAR_LANES(last, lanes, W, REAL);                                     \
         }                                                                                     \
         if (a->trace != NULL) {                                                               \
             for (gate = 0; gate < 4; gate++)                                                  \
                 LSTMC_COPY_LANES(a->trace + gate * BTU + row, acc + (gate * ns + s) * W,       \
                                  lanes, W, REAL);                                             \
-            LSTMC_COPY_LANES(a->trace + 4 * BTU + row, c, lanes, W, REAL);                        \
-            LSTMC_COPY_LANES(a->trace + 5 * BTU + row, hn, lanes, W, REAL);                       \
+            LSTMC_COPY_LANES(a->trace + 4 * BTU + row, c, lanes, W, REAL);                    \
+            LSTMC_COPY_LANES(a->trace + 5 * BTU + row, hn, lanes, W, REAL);                   \
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
                                                                                               \
-/* One step for this thread's blocks [blk0, blk1) and all samples. */                         \
-static void lstmc_step_##SFX(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,           \
-                             ptrdiff_t blk1, ptrdiff_t k, const REAL *h_in,                   \
-                             const REAL *h_prev, REAL *h_next) {                              \
-    enum { W = LSTMC_W_##SFX };                                                               \
-    ptrdiff_t t = a->go_backwards ? a->T - 1 - k : k;                                         \
-    ptrdiff_t blk, b0, ns, D = a->D, ldx = a->T * a->D;                                       \
-    REAL acc[4 * 4 * W];                                                                      \
+/* x_t @ kernel + bias for processing steps [kb0, kb1) into the projection buffer, blocks */ \
+/* [blk0, blk1), all samples. Rows of one sample at consecutive steps are D apart in x   */  \
+/* (-D going backwards), so a tile runs over NS steps: full register reuse even at B=1.  */  \
+static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,     \
+                                   ptrdiff_t blk1, ptrdiff_t kb0, ptrdiff_t kb1) {            \
+    const ptrdiff_t D = a->D, ld_x = a->go_backwards ? -D : D, row = a->B * 4 * W;            \
+    ptrdiff_t blk, b, kk, ns;                                                                 \
     for (blk = blk0; blk < blk1; blk++) {                                                     \
         const REAL *w_in = a->wp + blk * (D + a->U) * 4 * W;                                  \
-        const REAL *w_rec = w_in + D * 4 * W;                                                 \
-        for (b0 = 0; b0 < a->B; b0 += ns) {                                                   \
-            const REAL *x_t = a->x + (b0 * a->T + t) * D;                                     \
-            const REAL *h_b = h_in + b0 * a->U;                                               \
-            ns = a->B - b0 >= 4 ? 4 : (a->B - b0 >= 2 ? 2 : 1);                               \
-            memset(acc, 0, sizeof(acc));                                                      \
-            if (ns == 4) {                                                                    \
-                lstmc_matvec4_##SFX(w_in, D, x_t, ldx, acc);                                  \
-                lstmc_matvec4_##SFX(w_rec, a->U, h_b, a->U, acc);                             \
-            } else if (ns == 2) {                                                             \
-                lstmc_matvec2_##SFX(w_in, D, x_t, ldx, acc);                                  \
-                lstmc_matvec2_##SFX(w_rec, a->U, h_b, a->U, acc);                             \
-            } else {                                                                          \
-                lstmc_matvec1_##SFX(w_in, D, x_t, ldx, acc);                                  \
-                lstmc_matvec1_##SFX(w_rec, a->U, h_b, a->U, acc);                             \
+        const REAL *bias = a->bias != NULL ? a->bias + blk * 4 * W : NULL;                    \
+        for (b = 0; b < a->B; b++)                                                            \
+            for (kk = 0; kk < kb1 - kb0; kk += ns) {                                          \
+                const ptrdiff_t k = kb0 + kk, t = a->go_backwards ? a->T - 1 - k : k;         \
+                ns = lstmc_tile_size(kb1 - kb0 - kk, LSTMC_NS_##SFX##W);                     \
+                lstmc_tile_##SFX##W(ns, bias, 0, w_in, a->x + (b * a->T + t) * D, ld_x, D,     \
+                                    NULL, NULL, 0, 0,                                         \
+                                    a->projection + (blk * a->TB + kk) * row + b * 4 * W,     \
+                                    row, W);                                                  \
             }                                                                                 \
-            lstmc_finish_##SFX(a, acc, ns, b0, blk, k, t, h_prev, h_next);                    \
-        }                                                                                     \
     }                                                                                         \
 }                                                                                             \
                                                                                               \
+/* One step for this thread's blocks [blk0, blk1) and all samples; kk is the step's row  */  \
+/* in the projection buffer when the input was projected ahead.                          */  \
+static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,        \
+                                ptrdiff_t blk1, ptrdiff_t k, ptrdiff_t kk, const REAL *h_in,  \
+                                const REAL *h_prev, REAL *h_next) {                           \
+    enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
+    const ptrdiff_t t = a->go_backwards ? a->T - 1 - k : k, D = a->D, U = a->U;               \
+    ptrdiff_t blk, b0, ns;                                                                    \
+    REAL acc[NSMAX * 4 * W];                                                                  \
+    for (blk = blk0; blk < blk1; blk++) {                                                     \
+        const REAL *w_in = a->wp + blk * (D + U) * 4 * W, *w_rec = w_in + D * 4 * W;          \
+        for (b0 = 0; b0 < a->B; b0 += ns) {                                                   \
+            ns = lstmc_tile_size(a->B - b0, NSMAX);                                          \
+            if (a->projection != NULL)                                                        \
+                lstmc_tile_##SFX##W(ns, a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W,\
+                                    4 * W, NULL, NULL, 0, 0, w_rec, h_in + b0 * U, U, U,      \
+                                    acc, W, ns * W);                                          \
+            else                                                                              \
+                lstmc_tile_##SFX##W(ns, a->bias != NULL ? a->bias + blk * 4 * W : NULL, 0,    \
+                                    w_in, a->x + (b0 * a->T + t) * D, a->T * D, D,            \
+                                    w_rec, h_in + b0 * U, U, U, acc, W, ns * W);              \
+            lstmc_finish_##SFX##W(a, acc, ns, b0, blk, k, t, h_prev, h_next);                 \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+#define LSTMC_DEFINE_ARGS(SFX, REAL)                                                           \
+typedef struct {                                                                              \
+    ptrdiff_t B, T, D, U, W, nblk;    /* W: units per block (lanes), 256 or 512 bits */       \
+    const REAL *x;                    /* (B, T, D) */                                         \
+    const REAL *wp;                   /* (nblk, D + U, 4W) packed kernel and recurrent kernel */\
+    const REAL *bias;                 /* (nblk * 4W) packed, or NULL */                       \
+    REAL *projection;                 /* (nblk, TB, B, 4W) input projected ahead, or NULL */  \
+    ptrdiff_t TB;                     /* steps projected at a time */                         \
+    REAL *h, *h_spare;                /* (B, U): current h on entry and on return; spare */   \
+    REAL *c;                          /* (B, U) */                                            \
+    REAL *h_dropped;                  /* (n_threads, B, U) scratch when rec_dropout */        \
+    const REAL *rec_dropout;          /* (B, U) or NULL */                                    \
+    const unsigned char *mask;        /* (B, T) or NULL */                                    \
+    const ptrdiff_t *first_valid;     /* (B,) first processing step with a valid input */     \
+    int act, rec_act, go_backwards, zero_output_for_mask;                                     \
+    REAL *out_seq, *out_last, *trace; /* (B, T, U), (B, U), (6, B, T, U); seq/trace may be NULL */\
+    ptrdiff_t k_begin, k_end;         /* processing steps to run */                           \
+    int n_threads;                                                                            \
+} lstmc_recurrence_args_##SFX;
+
+#define LSTMC_DEFINE_RECURRENCE(SFX, REAL, WIDE, NARROW)                                       \
+typedef void (*lstmc_step_fn_##SFX)(const lstmc_recurrence_args_##SFX *, ptrdiff_t, ptrdiff_t,\
+                                    ptrdiff_t, ptrdiff_t, const REAL *, const REAL *, REAL *);\
+typedef void (*lstmc_project_fn_##SFX)(const lstmc_recurrence_args_##SFX *, ptrdiff_t,        \
+                                       ptrdiff_t, ptrdiff_t, ptrdiff_t);                      \
+                                                                                              \
 static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {                   \
+    const int wide = a->W == WIDE;                                                            \
+    const lstmc_step_fn_##SFX step = wide ? lstmc_step_##SFX##WIDE : lstmc_step_##SFX##NARROW;\
+    const lstmc_project_fn_##SFX project =                                                    \
+        wide ? lstmc_project_##SFX##WIDE : lstmc_project_##SFX##NARROW;                       \
     lstmc_team team;                                                                          \
     lstmc_team_init(&team, a->n_threads);                                                     \
     _Pragma("omp parallel num_threads(a->n_threads)")                                         \
     {                                                                                         \
-        int p = 0, np = 1;                                                                    \
+        int p = 0, np = 1, reproject = 0;                                                     \
         ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, u0, u1;                                  \
+        ptrdiff_t kb0 = a->k_begin, kb1 = a->k_begin;  /* steps in the projection buffer */   \
         REAL *h_prev = a->h, *h_next = a->h_spare, *swap;                                     \
         REAL *h_in;                                                                           \
         double started;                                                                       \
@@ -270,24 +387,35 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
         h_in = a->rec_dropout != NULL ? a->h_dropped + p * n : NULL;                          \
         for (k = a->k_begin; k < a->k_end; k++) {                                             \
             started = lstmc_seconds();                                                        \
+            /* Each thread projects the input for its own blocks: no barrier needed. */     \
+            if (a->projection != NULL && (k == kb1 || reproject)) {                           \
+                if (k == kb1) {                                                               \
+                    kb0 = k;                                                                  \
+                    kb1 = k + a->TB < a->k_end ? k + a->TB : a->k_end;                        \
+                }                                                                             \
+                project(a, blk0, blk1, kb0, kb1);                                             \
+                reproject = 0;                                                                \
+            }                                                                                 \
             if (h_in != NULL) {                                                               \
                 for (j = 0; j < n; j++) h_in[j] = h_prev[j] * a->rec_dropout[j];              \
-                lstmc_step_##SFX(a, blk0, blk1, k, h_in, h_prev, h_next);                     \
+                step(a, blk0, blk1, k, k - kb0, h_in, h_prev, h_next);                        \
             } else {                                                                          \
-                lstmc_step_##SFX(a, blk0, blk1, k, h_prev, h_prev, h_next);                   \
+                step(a, blk0, blk1, k, k - kb0, h_prev, h_prev, h_next);                      \
             }                                                                                 \
             swap = h_prev; h_prev = h_next; h_next = swap;                                    \
             if (np > 1 && lstmc_team_barrier(&team, lstmc_seconds() - started)) {            \
                 /* A thread was kept waiting far longer than a step takes: another   */    \
-                /* process has this core. Thread 0 finishes the call alone.          */    \
+                /* process has this core. Thread 0 finishes the call alone (and      */    \
+                /* projects the input of the blocks it takes over).                  */    \
                 if (p != 0) break;                                                            \
                 np = 1;                                                                       \
                 blk0 = 0;                                                                     \
                 blk1 = a->nblk;                                                               \
+                reproject = 1;                                                                \
             }                                                                                 \
         }                                                                                     \
-        u0 = blk0 * LSTMC_W_##SFX;                                                            \
-        u1 = blk1 * LSTMC_W_##SFX < a->U ? blk1 * LSTMC_W_##SFX : a->U;                       \
+        u0 = blk0 * a->W;                                                                     \
+        u1 = blk1 * a->W < a->U ? blk1 * a->W : a->U;                                         \
         /* odd number of steps: own units back to a->h (all of them once solo) */            \
         if (k == a->k_end && h_prev != a->h && u1 > u0) {                                     \
             for (j = 0; j < a->B; j++)                                                        \
@@ -303,52 +431,41 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
 #define LSTMC_THREAD_ID(p, np) do { (p) = 0; (np) = 1; } while (0)
 #endif
 
-/* acc += v @ w_blk for NS samples: acc[(gate * NS + s) * W + lane] += sum over k < n of
- * v[s * ldv + k] * w_blk[k][gate * W + lane]. Constant NS and W let the compiler keep the
- * sums in vector registers and unroll the sample loop. Two partial sums (even and odd k)
- * give the FMA units 8 * NS independent chains: with one sample, 4 chains would leave
- * half the FMA throughput waiting on latency. */
-#define LSTMC_DEFINE_MATVEC(SFX, REAL, NS)                                                    \
-LSTMC_CLONES                                                                                  \
-static void lstmc_matvec##NS##_##SFX(const REAL *w_blk, ptrdiff_t n, const REAL *v,          \
-                                     ptrdiff_t ldv, REAL *acc) {                              \
-    enum { W = LSTMC_W_##SFX, G = 4 * LSTMC_W_##SFX };                                        \
-    REAL even[NS][G], odd[NS][G];                                                             \
-    ptrdiff_t k, s, j;                                                                        \
-    for (s = 0; s < NS; s++)                                                                  \
-        for (j = 0; j < G; j++) {                                                             \
-            even[s][j] = acc[((j / W) * NS + s) * W + j % W];                                 \
-            odd[s][j] = 0;                                                                    \
-        }                                                                                     \
-    for (k = 0; k + 1 < n; k += 2) {                                                          \
-        const REAL *w0 = w_blk + k * G, *w1 = w0 + G;                                         \
-        _Pragma("GCC unroll 4")                                                               \
-        for (s = 0; s < NS; s++) {                                                            \
-            const REAL v0 = v[s * ldv + k], v1 = v[s * ldv + k + 1];                          \
-            _Pragma("omp simd")                                                               \
-            for (j = 0; j < G; j++) {                                                         \
-                even[s][j] += v0 * w0[j];                                                     \
-                odd[s][j] += v1 * w1[j];                                                      \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
-    if (k < n) {                                                                              \
-        const REAL *w0 = w_blk + k * G;                                                       \
-        for (s = 0; s < NS; s++)                                                              \
-            for (j = 0; j < G; j++) even[s][j] += v[s * ldv + k] * w0[j];                     \
-    }                                                                                         \
-    for (s = 0; s < NS; s++)                                                                  \
-        for (j = 0; j < G; j++) acc[((j / W) * NS + s) * W + j % W] = even[s][j] + odd[s][j]; \
+/* Units per block: one 256-bit vector (LSTMC_W_*) everywhere, or one 512-bit vector
+ * (LSTMC_WIDE_W_*) where the CPU has AVX-512 and the kernels were cloned for it. The
+ * choice is made once, when the weights are packed (lstmc_wide_blocks). */
+enum { LSTMC_W_f = LSTMC_VECTOR_BYTES / sizeof(float), LSTMC_W_d = LSTMC_VECTOR_BYTES / sizeof(double),
+       LSTMC_WIDE_W_f = 2 * LSTMC_W_f, LSTMC_WIDE_W_d = 2 * LSTMC_W_d };
+
+static int lstmc_wide_blocks(void) {
+#if defined(LSTMC_HAVE_CLONES)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+#else
+    return 0;
+#endif
 }
 
-LSTMC_DEFINE_RECURRENCE(f, float)
-LSTMC_DEFINE_RECURRENCE(d, double)
+LSTMC_DEFINE_ARGS(f, float)
+LSTMC_DEFINE_ARGS(d, double)
+LSTMC_DEFINE_TILES6(f, float, 16)
+LSTMC_DEFINE_TILES3(f, float, 8)
+LSTMC_DEFINE_TILES6(d, double, 8)
+LSTMC_DEFINE_TILES3(d, double, 4)
+LSTMC_DEFINE_WIDTH(f, float, 16)
+LSTMC_DEFINE_WIDTH(f, float, 8)
+LSTMC_DEFINE_WIDTH(d, double, 8)
+LSTMC_DEFINE_WIDTH(d, double, 4)
+LSTMC_DEFINE_RECURRENCE(f, float, 16, 8)
+LSTMC_DEFINE_RECURRENCE(d, double, 8, 4)
 
 /* The precision-independent face the Cython caller fills: the same fields, pointers
  * untyped, and a flag saying which precision they point to. */
 typedef struct {
-    ptrdiff_t B, T, D, U, Up, nblk;
+    ptrdiff_t B, T, D, U, W, nblk;
     const void *x, *wp, *bias;
+    void *projection;
+    ptrdiff_t TB;
     void *h, *h_spare, *c, *h_dropped;
     const void *rec_dropout;
     const unsigned char *mask;
@@ -361,8 +478,8 @@ typedef struct {
 
 #define LSTMC_TYPED_ARGS(SFX, REAL, g)                                                           \
     lstmc_recurrence_args_##SFX typed = {                                                     \
-        g->B, g->T, g->D, g->U, g->Up, g->nblk, (const REAL *)g->x, (const REAL *)g->wp,       \
-        (const REAL *)g->bias, (REAL *)g->h,                                                   \
+        g->B, g->T, g->D, g->U, g->W, g->nblk, (const REAL *)g->x, (const REAL *)g->wp,        \
+        (const REAL *)g->bias, (REAL *)g->projection, g->TB, (REAL *)g->h,                     \
         (REAL *)g->h_spare, (REAL *)g->c, (REAL *)g->h_dropped, (const REAL *)g->rec_dropout, g->mask,    \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
         (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->k_begin, g->k_end, g->n_threads}
@@ -378,6 +495,7 @@ static void lstmc_recurrence(const lstmc_recurrence_args *g) {
     }
 }
 
-enum { LSTMC_LANES_FLOAT = LSTMC_W_f, LSTMC_LANES_DOUBLE = LSTMC_W_d };
+enum { LSTMC_LANES_FLOAT = LSTMC_W_f, LSTMC_LANES_DOUBLE = LSTMC_W_d,
+       LSTMC_WIDE_LANES_FLOAT = LSTMC_WIDE_W_f, LSTMC_WIDE_LANES_DOUBLE = LSTMC_WIDE_W_d };
 
 #endif /* LSTMC_RECURRENCE_H */

@@ -244,7 +244,9 @@ class LSTM:
         ``return_sequences``), or ``[output, h, c]`` with ``return_state``.
         On a symbolic model input (:func:`lstm_c.Input`) it records the call for a model.
         """
-        if is_symbolic((x, initial_state, mask)):
+        # (the common streaming call, one array and nothing else, skips the walk)
+        if (type(x) is not np.ndarray or initial_state is not None or mask is not None) and \
+                is_symbolic((x, initial_state, mask)):
             return symbolic_call(self, x, initial_state=initial_state, mask=mask)
         output, h, c, _ = self._run(x, initial_state, mask, training, want_trace=False)
         return [output, h, c] if self.return_state else output

@@ -83,6 +83,45 @@ def test_thread_count_changes_nothing(problem, n_threads):
         np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)
 
 
+@st.composite
+def kernel_variants(draw):
+    """Shapes that fill several tiles and blocks (and leave ragged ones), either block width,
+    the input projection fused or computed ahead in blocks of 1, 3 or 32 steps."""
+    B, T, D, U = draw(st.integers(1, 14)), draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(1, 40))
+    dtype = draw(st.sampled_from(DTYPES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x, K, R, b = random_problem(rng, B, T, D, U, dtype)
+    mask, state = draw_mask_and_state(draw, rng, B, T, U, dtype)
+    options = dict(wide=draw(st.sampled_from([True, False])),
+                   projection_steps=draw(st.sampled_from([None, 0, 1, 3, 32])),
+                   go_backwards=draw(st.booleans()), zero_output_for_mask=draw(st.booleans()))
+    return x, (K, R, b if draw(st.booleans()) else None), mask, state, options
+
+
+@settings(max_examples=200, deadline=None)
+@given(kernel_variants(), st.integers(1, 3))
+def test_block_widths_and_input_projection_match_reference(problem, n_threads):
+    """Every way the kernel can lay out and schedule the work gives the reference's
+    numbers, and the thread count changes no bit."""
+    x, (K, R, b), mask, state, options = problem
+    h0, c0 = state or (None, None)
+    got = engine_forward(x, K, R, b, h0, c0, mask, n_threads=n_threads, **options)
+    want = reference.lstm_forward(x, K, R, b, state, mask, go_backwards=options["go_backwards"],
+                                  zero_output_for_mask=options["zero_output_for_mask"])
+    for name in ("outputs", "last_output", "h", "c"):
+        np.testing.assert_allclose(got[name], want[name], **tol(x.dtype), err_msg=name)
+    serial = engine_forward(x, K, R, b, h0, c0, mask, n_threads=1, **options)
+    for name in serial:
+        np.testing.assert_array_equal(got[name], serial[name], err_msg=name)
+
+
+def test_kernel_option_errors():
+    x, K, R, b = random_problem(np.random.default_rng(0), 2, 3, 4, 5, np.float32)
+    with pytest.raises(ValueError, match="projection_steps must be >= 0"):
+        engine_forward(x, K, R, b, projection_steps=-1)
+    assert lstm_c._core.lanes(np.float32, wide=True) == 16 and lstm_c._core.lanes(np.float64, wide=False) == 4
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_trace_matches_reference(rng, dtype):
     x, K, R, b = random_problem(rng, 3, 7, 4, 5, dtype)

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._inputs import UsageError
+from .model import DEFAULT_PREDICT_BATCH_SIZE
 from .streaming import ChunkRunner, replayable
 
 __all__ = ["RunOptions", "ResultWriter", "run_batches", "run_stream", "run_dask", "batch_size_for"]
 
-#: Sequences per call of a stateless model when --batch-size is not given: large enough that
-#: per-call costs vanish, small enough that a block's memory stays modest.
-DEFAULT_BATCH_SIZE = 4096
+#: Sequences per call of a stateless model when --batch-size is not given (predict's default).
+DEFAULT_BATCH_SIZE = DEFAULT_PREDICT_BATCH_SIZE
 
 #: The names of a recurrent layer's final states in the output file.
 STATE_NAMES = {2: ("h", "c"), 4: ("forward_h", "forward_c", "backward_h", "backward_c")}

@@ -12,6 +12,10 @@ import numpy as np
 from ._symbolic import InputLayer, SymbolicTensor, adopt_batch_size, map_structure, output_list, shape_text
 from .training import TrainingMixin
 
+#: Samples per call of a stateless model's predict when no batch size is given: large
+#: enough that per-call costs vanish, small enough that the buffers stay in cache.
+DEFAULT_PREDICT_BATCH_SIZE = 4096
+
 __all__ = ["Model", "Sequential"]
 
 
@@ -73,8 +77,10 @@ class _BaseModel(TrainingMixin):
         x : array or list of arrays
             All samples (one array per model input).
         batch_size : int or None
-            Samples per call. None: all at once for a stateless model; for a stateful
-            model, the batch size its state is built for (the only size it accepts).
+            Samples per call. None: batches of ``DEFAULT_PREDICT_BATCH_SIZE`` (4096) for a
+            stateless model (one call over 100k sequences runs 1.3-2x slower than batches:
+            its buffers outgrow the caches; the results are the same); for a stateful model,
+            the batch size its state is built for (the only size it accepts).
 
         A stateful model's batch ``k + 1`` continues batch ``k`` sample slot by sample
         slot (row ``i`` of each batch is one stream), so the number of samples must be
@@ -87,7 +93,8 @@ class _BaseModel(TrainingMixin):
                              f"got {[len(a) for a in inputs]}")
         if n == 0:
             raise ValueError(f"{self._label()}.predict needs at least one sample, got 0")
-        batch_size = self._checked_batch_size(n, batch_size, default=n, what="predict")
+        batch_size = self._checked_batch_size(n, batch_size, default=min(n, DEFAULT_PREDICT_BATCH_SIZE),
+                                              what="predict")
         batches = [self._run([a[start:start + batch_size] for a in inputs], False)
                    for start in range(0, n, batch_size)]
         outputs = [np.concatenate(parts, axis=0) for parts in zip(*batches)]

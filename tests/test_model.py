@@ -212,3 +212,24 @@ def test_loading_needs_no_framework(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras")], capture_output=True, text=True,
                          check=True, cwd=tmp_path, env=package_env())
     assert out.stdout.strip() == "[]"
+
+
+
+def test_predict_batches_a_large_input_by_default(rng, monkeypatch):
+    """Without batch_size, a stateless model runs 4096 samples per call: same results as
+    one call over everything (the LSTM's sums do not depend on the batch)."""
+    from lstm_c.model import DEFAULT_PREDICT_BATCH_SIZE
+
+    model = lstm_c.Sequential([lstm_c.Input((3, 2)), lstm_c.LSTM(4, seed=1)])
+    x = rng.standard_normal((DEFAULT_PREDICT_BATCH_SIZE + 5, 3, 2)).astype(np.float32)
+    layer, calls = model.layers[-1], []
+    run = layer._run
+
+    def counting_run(x, *args, **kwargs):
+        calls.append(len(x))
+        return run(x, *args, **kwargs)
+
+    monkeypatch.setattr(layer, "_run", counting_run)
+    out = model.predict(x)
+    assert calls == [DEFAULT_PREDICT_BATCH_SIZE, 5]
+    np.testing.assert_array_equal(out, model.predict(x, batch_size=len(x)))

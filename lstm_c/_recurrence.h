@@ -242,9 +242,10 @@ static void lstmc_finish_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
     const ptrdiff_t n = ns * W, BTU = a->B * a->T * a->U;                                     \
     ptrdiff_t s, gate, lane, lanes = a->U - blk * W;                                          \
-    REAL c_old[NSMAX * W] = {0}, c_new[NSMAX * W], h_new[NSMAX * W];  /* `lanes` are units */ \
+    REAL c_old[NSMAX * W], c_new[NSMAX * W], h_new[NSMAX * W];  /* `lanes` are units */       \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n;\
-    if (lanes > W) lanes = W;                                                                 \
+    if (lanes >= W) lanes = W;                                                                \
+    else memset(c_old, 0, sizeof(c_old));  /* a ragged last block: padding lanes compute 0 */ \
     for (s = 0; s < ns; s++)                                                                  \
         LSTMC_COPY_LANES(c_old + s * W, a->c + (b0 + s) * a->U + blk * W, lanes, W, REAL);    \
     lstmc_activate_##SFX(a->rec_act, acc, 2 * n);       /* i, f */                            \

@@ -286,13 +286,18 @@ class LSTM:
         if training and self.recurrent_dropout > 0:
             rec_dropout_mask = self._dropout_mask((B, U), self.recurrent_dropout)
 
-        out_seq = np.empty((B, T, U), self.dtype) if self.return_sequences or want_trace else None
         out_last = np.empty((B, U), self.dtype)
         trace = np.empty((6, B, T, U), self.dtype) if want_trace or saved is not None else None
+        # Unmasked, the outputs are the trace's h: a trace need not write them twice.
+        shared_outputs = want_trace and mask_u8 is None
+        out_seq = (np.empty((B, T, U), self.dtype)
+                   if (self.return_sequences or want_trace) and not shared_outputs else None)
         self._kernel.forward(
             x, h, c, out_last, out_seq, trace, mask_u8, rec_dropout_mask,
             go_backwards=self.go_backwards, zero_output_for_mask=self.zero_output_for_mask,
             n_threads=effective_n_threads())
+        if shared_outputs:
+            out_seq = trace[5]
         if self.stateful:
             self._states = [h, c]  # the kernel updated them in place; hand out copies only
             h, c = (h.copy(), c.copy()) if self.return_state else (None, None)

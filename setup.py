@@ -63,7 +63,7 @@ def _extensions():
                   depends=["lstm_c/_activations.h", "lstm_c/_recurrence.h"], **common),
         Extension("lstm_c._backward", ["lstm_c/_backward.pyx"],
                   depends=["lstm_c/_activations.h", "lstm_c/_recurrence.h", "lstm_c/_backward.h",
-                           "lstm_c/_blas.pxd"], **common),
+                           "lstm_c/_gemm.h", "lstm_c/_blas.pxd"], **common),
     ]
 
 

@@ -4,14 +4,19 @@ Two models from issue 6, float32, Adam, one step = forward + loss + backward + u
   char   Embedding(100, 64) -> LSTM(256, return_sequences) -> Dense(100), B=64, T=100,
          sparse categorical crossentropy from logits at every step
   small  LSTM(64) -> Dense(1) on (B=32, T=50, D=8), mean squared error
-A time is the median of --steps steps after two warm-up steps. --threads sets lstm_c's
-OpenMP threads, OpenBLAS's (lstm_c's weight-gradient GEMMs) and torch's. The machine's
-load average is printed: on a shared machine, numbers from a busy minute mean little.
+A time is the median of --steps steps after two warm-up steps (wall clock), or with
+--process-time their minimum in CPU time of the process: at one thread, on a machine
+shared with other jobs, that measures the work rather than the waits. lstm_c's and
+torch's steps alternate in blocks of 5 (caches warm within a block), so that both see the
+same minutes of the machine's load. --threads sets lstm_c's OpenMP threads, OpenBLAS's and
+torch's. The machine's load average is printed: on a shared machine, wall-clock numbers
+from a busy minute mean little.
 
 --breakdown also times lstm_c's parts, and the choice between saving the forward's gates
 (trace mode) and recomputing the pre-activations in backward (two GEMMs over all steps).
 
     PYTHONPATH=. python benchmarks/bench_train.py --threads 2 --markdown benchmarks/RESULTS_train.md
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_train.py --threads 1 --process-time --steps 30
 """
 
 import argparse
@@ -28,6 +33,8 @@ def parse_args():
     parser.add_argument("--models", default="char,small")
     parser.add_argument("--breakdown", action="store_true")
     parser.add_argument("--markdown", help="append a results table to this file")
+    parser.add_argument("--process-time", action="store_true",
+                        help="minimum CPU time of the process instead of the median wall time (one thread)")
     return parser.parse_args()
 
 
@@ -94,23 +101,41 @@ class TorchTwin(torch.nn.Module if torch else object):
 
 
 def median_time(step, steps):
+    """Seconds per call of ``step``: the median wall time, or (--process-time) the minimum CPU time."""
+    clock = time.process_time if ARGS.process_time else time.perf_counter
     for _ in range(2):
         step()
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
+        start = clock()
         step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        times.append(clock() - start)
+    return min(times) if ARGS.process_time else statistics.median(times)
 
 
-def lstm_c_step_time(name, rng, steps):
+def paired_times(steps_by_name, steps, block=5):
+    """Seconds per call of each step function (as median_time): ``steps`` timed calls of
+    each, in turns of ``block`` calls, each turn after one untimed call."""
+    clock = time.process_time if ARGS.process_time else time.perf_counter
+    times = {name: [] for name in steps_by_name}
+    while len(times[next(iter(times))]) < steps:
+        for name, step in steps_by_name.items():
+            step()   # warm-up: the other's turn has evicted this one's data from the caches
+            for _ in range(block):
+                start = clock()
+                step()
+                times[name].append(clock() - start)
+    pick = min if ARGS.process_time else statistics.median
+    return {name: pick(values) for name, values in times.items()}
+
+
+def lstm_c_step(name, rng):
     model, x, y, loss = make_problem(name, rng)
     model.compile(lstm_c.optimizers.Adam(), loss, from_logits=True)
-    return median_time(lambda: model.train_on_batch(x, y), steps)
+    return lambda: model.train_on_batch(x, y)
 
 
-def torch_step_time(name, rng, steps):
+def torch_step(name, rng):
     model, x, y, loss = make_problem(name, rng)
     model.predict(x[:1])   # build
     twin = TorchTwin(model)
@@ -127,7 +152,7 @@ def torch_step_time(name, rng, steps):
         value.backward()
         optimizer.step()
 
-    return median_time(step, steps)
+    return step
 
 
 def breakdown(name, rng, steps):
@@ -155,17 +180,21 @@ def main():
     if torch is not None:
         torch.set_num_threads(ARGS.threads)
     load = os.getloadavg()[0]
+    timing = "minimum process time" if ARGS.process_time else "median wall time"
     lines = [f"threads {ARGS.threads}, {os.cpu_count()} cores, load average {load:.2f}, "
-             f"torch {torch.__version__ if torch else 'absent'}", "",
+             f"torch {torch.__version__ if torch else 'absent'}, {timing} of {ARGS.steps} steps", "",
              "| model | lstm_c ms/step | torch ms/step | speed-up |", "|---|---:|---:|---:|"]
     for name in ARGS.models.split(","):
-        ours = lstm_c_step_time(name, np.random.default_rng(0), ARGS.steps)
-        theirs = torch_step_time(name, np.random.default_rng(0), ARGS.steps) if torch else float("nan")
-        lines.append(f"| {name} {MODELS[name]} | {1e3 * ours:.1f} | {1e3 * theirs:.1f} | {theirs / ours:.2f}x |")
+        steps = {"lstm_c": lstm_c_step(name, np.random.default_rng(0))}
+        if torch is not None:
+            steps["torch"] = torch_step(name, np.random.default_rng(0))
+        times = paired_times(steps, ARGS.steps)
+        ours, theirs = times["lstm_c"], times.get("torch", float("nan"))
+        lines.append(f"| {name} {MODELS[name]} | {1e3 * ours:.2f} | {1e3 * theirs:.2f} | {theirs / ours:.2f}x |")
         print(lines[-1], flush=True)
         if ARGS.breakdown:
             for part, seconds in breakdown(name, np.random.default_rng(0), ARGS.steps).items():
-                lines.append(f"|   {part} | {1e3 * seconds:.1f} | | |")
+                lines.append(f"|   {part} | {1e3 * seconds:.2f} | | |")
                 print(lines[-1], flush=True)
     if ARGS.markdown:
         with open(ARGS.markdown, "a") as out:

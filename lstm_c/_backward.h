@@ -5,7 +5,7 @@
  * k = T-1 .. 0, in one OpenMP region like the forward (_recurrence.h says why: no thread
  * pool wakes or spins against another between steps). Everything that is not sequential,
  * the weight gradients dK = X^T dZ, dR = H_in^T dZ, db and the input gradient dX = dZ K^T,
- * is left to large GEMMs over all steps after the region: lstmc_gradients_avx512 below
+ * is left to large GEMMs over all steps after the region: lstmc_gradients_avx512 in _gemm.h
  * (float32 on AVX-512 CPUs) or BLAS (_backward.pyx).
  *
  * Work split: thread p owns a contiguous range of blocks of W units (W = 32 floats or 16
@@ -124,93 +124,9 @@ LSTMC_DEFINE_DERIVATIVE(d, double, exp, expm1, tanh, erf, fabs)
  * (LSTMC_W_f) may change without changing this layout. */
 enum { LSTMC_BACK_W_f = 32, LSTMC_BACK_W_d = 16 };
 
-/* ------------------------------------------------------------------------------------------
- * float32 GEMM micro-kernels for AVX-512 machines (chosen at run time; elsewhere the
- * portable code below and BLAS run). Why our own: the BLAS SciPy ships may be pinned to
- * its AVX2 kernels (OPENBLAS_CORETYPE), half of an AVX-512 core's FMA rate, and the
- * backward's products have fixed, simple shapes.
- *
- * One kernel form: C[i, 0:32] (+)= sum over k < kc of a[k * ks + i] * bp[k * 32 + 0:32],
- * for i < MR: an (MR x 32) tile in 2 MR zmm accumulators; bp is a packed panel of 32
- * columns (k-major), a either packed too (ks = MR) or rows of a row-major matrix read
- * across (ks = its leading dimension: A^T B products need no packing of A).
- * ------------------------------------------------------------------------------------------ */
-enum { LSTMC_GEMM_NR = 32, LSTMC_GEMM_MR = 12, LSTMC_GEMM_KC = 256 };
+#include "_gemm.h"  /* the float32 AVX-512 micro-kernels and gradient products */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#include <immintrin.h>
-#define LSTMC_HAVE_AVX512_GEMM 1
-#define LSTMC_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
-
-#define LSTMC_DEFINE_MICRO(MR)                                                                 \
-LSTMC_AVX512 static void lstmc_micro##MR(ptrdiff_t kc, const float *a, ptrdiff_t ks,          \
-                                        const float *bp, float *c, ptrdiff_t ldc,              \
-                                        int accumulate) {                                      \
-    __m512 acc0[MR], acc1[MR];                                                                 \
-    ptrdiff_t i, k;                                                                            \
-    _Pragma("GCC unroll 12")                                                                   \
-    for (i = 0; i < MR; i++) {                                                                 \
-        acc0[i] = accumulate ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();             \
-        acc1[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();        \
-    }                                                                                          \
-    for (k = 0; k < kc; k++) {                                                                 \
-        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16); \
-        const float *ak = a + k * ks;                                                          \
-        _Pragma("GCC unroll 12")                                                               \
-        for (i = 0; i < MR; i++) {                                                             \
-            const __m512 ai = _mm512_set1_ps(ak[i]);                                           \
-            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);                                        \
-            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);                                        \
-        }                                                                                      \
-    }                                                                                          \
-    _Pragma("GCC unroll 12")                                                                   \
-    for (i = 0; i < MR; i++) {                                                                 \
-        _mm512_storeu_ps(c + i * ldc, acc0[i]);                                                \
-        _mm512_storeu_ps(c + i * ldc + 16, acc1[i]);                                           \
-    }                                                                                          \
-}
-
-LSTMC_DEFINE_MICRO(12)
-
-/* The same tile from MR rows of a row-major A read along (A @ B, no packing of A):
- * C[i, 0:32] = sum over k < kc of row[i][k] * bp[k * 32 + 0:32]. */
-#define LSTMC_DEFINE_MICRO_ROWS(MR)                                                            \
-LSTMC_AVX512 static void lstmc_micro_rows##MR(ptrdiff_t kc, const float *const *row,           \
-                                             const float *bp, float *c, ptrdiff_t ldc) {       \
-    __m512 acc0[MR], acc1[MR];                                                                 \
-    const float *r[MR];                                                                        \
-    ptrdiff_t i, k;                                                                            \
-    _Pragma("GCC unroll 12")                                                                   \
-    for (i = 0; i < MR; i++) {                                                                 \
-        acc0[i] = acc1[i] = _mm512_setzero_ps();                                               \
-        r[i] = row[i];                                                                         \
-    }                                                                                          \
-    for (k = 0; k < kc; k++) {                                                                 \
-        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16); \
-        _Pragma("GCC unroll 12")                                                               \
-        for (i = 0; i < MR; i++) {                                                             \
-            const __m512 ai = _mm512_set1_ps(r[i][k]);                                         \
-            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);                                        \
-            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);                                        \
-        }                                                                                      \
-    }                                                                                          \
-    _Pragma("GCC unroll 12")                                                                   \
-    for (i = 0; i < MR; i++) {                                                                 \
-        _mm512_storeu_ps(c + i * ldc, acc0[i]);                                                \
-        _mm512_storeu_ps(c + i * ldc + 16, acc1[i]);                                           \
-    }                                                                                          \
-}
-
-LSTMC_DEFINE_MICRO_ROWS(12)
-LSTMC_DEFINE_MICRO_ROWS(8)
-LSTMC_DEFINE_MICRO_ROWS(4)
-
-static int lstmc_have_avx512_gemm(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-}
-
+#if LSTMC_HAVE_AVX512_GEMM
 /* Phase B (below) with the micro-kernel: dh = (dz_t @ R^T) * keep for blocks [blk0, blk1),
  * up to 12 samples at a time (apack: 12 * 4U floats of the thread's scratch). */
 static void lstmc_hidden_backward_avx512(ptrdiff_t B, ptrdiff_t T, ptrdiff_t U, ptrdiff_t t,
@@ -242,94 +158,7 @@ static void lstmc_hidden_backward_avx512(ptrdiff_t B, ptrdiff_t T, ptrdiff_t U, 
         }
     }
 }
-
-/* The weight and input gradients over all steps, after the recurrence:
- *   dW (m_pad, n_pad) = XH^T dZ      XH = [x | h_in | 1 | 0...] (rows, m_pad): dK, dR, db at once
- *   dX (rows_pad, d_pad) = dZ K^T    (if dx), K^T given packed as pack_recurrent_transpose(K, 32)
- * dz has rows_pad rows (zero past rows) and n = 4U columns; m_pad and rows_pad are multiples
- * of 12, n_pad and d_pad of 32. The work is cut in pieces (32 columns of dW, 240 rows of dX)
- * shared by n_threads threads; each piece's sums run in one fixed order, so the results do
- * not depend on the thread count. work: n_threads * lstmc_gradient_work(n) floats. */
-typedef struct {
-    ptrdiff_t rows, rows_pad, m_pad, n, n_pad, d_pad;
-    const float *xh, *dz, *ktp;
-    float *dw, *dx, *work;
-    int n_threads;
-} lstmc_gradient_args;
-
-enum { LSTMC_DX_ROWS = 20 * LSTMC_GEMM_MR };
-
-static inline ptrdiff_t lstmc_gradient_work(ptrdiff_t n) {
-    const ptrdiff_t pack = 4 * LSTMC_GEMM_KC * LSTMC_GEMM_NR, rows = LSTMC_GEMM_MR * n;
-    return (pack > rows ? pack : rows) + 16;
-}
-
-/* Columns [n0, n0 + 32 * LSTMC_DW_PANELS) of dW: dZ is read in rows of up to 128 floats
- * (a stride of 4U floats between rows defeats the prefetcher on narrower reads), packed
- * into panels of 32 columns, each KC x 32 panel then used by every 12-row tile of dW. */
-enum { LSTMC_DW_PANELS = 4 };
-
-LSTMC_AVX512 static void lstmc_dw_piece(const lstmc_gradient_args *g, ptrdiff_t n0, float *pack) {
-    const ptrdiff_t cols = g->n - n0 < LSTMC_DW_PANELS * LSTMC_GEMM_NR ? g->n - n0 : LSTMC_DW_PANELS * LSTMC_GEMM_NR;
-    const ptrdiff_t panels = (cols + LSTMC_GEMM_NR - 1) / LSTMC_GEMM_NR;
-    ptrdiff_t k0, k, mb, q;
-    for (k0 = 0; k0 < g->rows; k0 += LSTMC_GEMM_KC) {
-        const ptrdiff_t kc = g->rows - k0 < LSTMC_GEMM_KC ? g->rows - k0 : LSTMC_GEMM_KC;
-        for (k = 0; k < kc; k++) {  /* panel q: dZ[k0 : k0 + kc, n0 + 32 q : n0 + 32 (q + 1)] */
-            const float *src = g->dz + (k0 + k) * g->n + n0;
-            for (q = 0; q < panels; q++) {
-                float *dst = pack + (q * LSTMC_GEMM_KC + k) * LSTMC_GEMM_NR;
-                const ptrdiff_t have = cols - q * LSTMC_GEMM_NR;
-                if (have >= LSTMC_GEMM_NR) {
-                    _mm512_storeu_ps(dst, _mm512_loadu_ps(src + q * LSTMC_GEMM_NR));
-                    _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(src + q * LSTMC_GEMM_NR + 16));
-                } else {
-                    memcpy(dst, src + q * LSTMC_GEMM_NR, have * sizeof(float));
-                    memset(dst + have, 0, (LSTMC_GEMM_NR - have) * sizeof(float));
-                }
-            }
-        }
-        for (q = 0; q < panels; q++)
-            for (mb = 0; mb < g->m_pad; mb += LSTMC_GEMM_MR)
-                lstmc_micro12(kc, g->xh + k0 * g->m_pad + mb, g->m_pad, pack + q * LSTMC_GEMM_KC * LSTMC_GEMM_NR,
-                              g->dw + mb * g->n_pad + n0 + q * LSTMC_GEMM_NR, g->n_pad, k0 > 0);
-    }
-}
-
-static void lstmc_dx_piece(const lstmc_gradient_args *g, ptrdiff_t r0, float *apack) {
-    const ptrdiff_t r1 = g->rows_pad - r0 < LSTMC_DX_ROWS ? g->rows_pad : r0 + LSTMC_DX_ROWS;
-    ptrdiff_t r, nb;
-    (void)apack;
-    for (r = r0; r < r1; r += LSTMC_GEMM_MR) {
-        const float *row[LSTMC_GEMM_MR];
-        ptrdiff_t s;
-        for (s = 0; s < LSTMC_GEMM_MR; s++) row[s] = g->dz + (r + s) * g->n;
-        for (nb = 0; nb < g->d_pad; nb += LSTMC_GEMM_NR)
-            lstmc_micro_rows12(g->n, row, g->ktp + nb * g->n, g->dx + r * g->d_pad + nb, g->d_pad);
-    }
-}
-
-static void lstmc_gradients_avx512(const lstmc_gradient_args *g) {
-    const ptrdiff_t piece_cols = LSTMC_DW_PANELS * LSTMC_GEMM_NR;
-    const ptrdiff_t col_pieces = (g->n_pad + piece_cols - 1) / piece_cols;
-    const ptrdiff_t pieces = col_pieces + (g->dx != NULL ? (g->rows_pad + LSTMC_DX_ROWS - 1) / LSTMC_DX_ROWS : 0);
-    ptrdiff_t piece;
-    #pragma omp parallel for schedule(dynamic) num_threads(g->n_threads)
-    for (piece = 0; piece < pieces; piece++) {
-        int p = 0, np = 1;
-        unsigned int mxcsr = lstmc_enter_ftz();
-        float *work;
-        LSTMC_THREAD_ID(p, np);
-        (void)np;
-        work = g->work + p * lstmc_gradient_work(g->n);
-        if (piece < col_pieces) lstmc_dw_piece(g, piece * piece_cols, work);
-        else lstmc_dx_piece(g, (piece - col_pieces) * LSTMC_DX_ROWS, work);
-        lstmc_leave_ftz(mxcsr);
-    }
-}
 #else
-#define LSTMC_HAVE_AVX512_GEMM 0
-static int lstmc_have_avx512_gemm(void) { return 0; }
 static void lstmc_hidden_backward_avx512(ptrdiff_t B, ptrdiff_t T, ptrdiff_t U, ptrdiff_t t,
                                          ptrdiff_t blk0, ptrdiff_t blk1, const float *dz,
                                          const float *rt, const unsigned char *mask,
@@ -338,14 +167,6 @@ static void lstmc_hidden_backward_avx512(ptrdiff_t B, ptrdiff_t T, ptrdiff_t U, 
     (void)mask; (void)rec_dropout; (void)dh; (void)apack;
 }
 
-typedef struct {
-    ptrdiff_t rows, rows_pad, m_pad, n, n_pad, d_pad;
-    const float *xh, *dz, *ktp;
-    float *dw, *dx, *work;
-    int n_threads;
-} lstmc_gradient_args;
-static inline ptrdiff_t lstmc_gradient_work(ptrdiff_t n) { return n; }
-static void lstmc_gradients_avx512(const lstmc_gradient_args *g) { (void)g; }
 #endif
 
 /* acc[s * W + lane] = sum over j < n of v[s * ldv + j] * w[j * W + lane], for NS samples:

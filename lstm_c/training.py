@@ -22,6 +22,7 @@ import numpy as np
 
 from . import losses, optimizers
 from ._blas_threads import single_threaded_blas
+from ._threads import effective_n_threads
 
 __all__ = ["TrainingMixin", "Callback"]
 
@@ -137,14 +138,19 @@ class TrainingMixin:
         from . import backprop
 
         self._check_compiled("train_on_batch")
-        with single_threaded_blas():   # one thread pool, ours: see lstm_c/_blas_threads.py
+        # one thread pool, ours (see lstm_c/_blas_threads.py); at one thread of ours there is
+        # no team for BLAS's threads to hold up, and holding BLAS costs ~10 us a step
+        with single_threaded_blas() if effective_n_threads() > 1 else contextlib.nullcontext():
             outputs, tape = backprop.forward(self, x, training=True)
             value, d_outputs = backprop.loss_and_output_gradients(self.loss, outputs, y, tape.model_output_masks())
             grads = backprop.backward(self, tape, d_outputs)
-            weights = self.get_weights()
+            per_layer = [layer.get_weights() for layer in self.layers]
+            weights = [w for layer_weights in per_layer for w in layer_weights]
             self.optimizer.apply(grads, weights, clipnorm)
-        with _interrupts_deferred():
-            self.set_weights(weights)
+        with _interrupts_deferred():   # as self.set_weights(weights), without taking copies to count them
+            for layer, layer_weights in zip(self.layers, per_layer):
+                if layer_weights:
+                    layer.set_weights(layer_weights)
         return value
 
     def evaluate(self, x, y, batch_size=None, verbose=0):

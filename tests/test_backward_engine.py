@@ -16,6 +16,10 @@ WELL_CONDITIONED = [name for name in CANONICAL if name != "exponential"]  # as i
 # Gates in [-1, 1]. With an unbounded gate (elu, selu, relu, ...) f can exceed 1 and c grow
 # geometrically, which amplifies float32 rounding past a fixed tolerance (hypothesis found
 # 5e-4 relative between two correct float32 summation orders); float64 checks every pair.
+# The same holds for the cell activation: with selu (and hard_tanh gates) hypothesis found
+# h0/c0 gradients up to 130 whose small entries carried 6e-5 of float32 rounding (1.4e-4
+# relative, 1.7e-6 of the largest entry; the same values before and after the micro-kernel
+# changes), so float32 draws both from the bounded list.
 BOUNDED_GATES = ["hard_sigmoid", "hard_tanh", "keras2_hard_sigmoid", "sigmoid", "softsign", "tanh"]
 GRADIENTS = ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0")
 
@@ -64,7 +68,7 @@ def problems(draw):
     for name, shape in (("d_outputs", (B, T, U)), ("d_last_output", (B, U)), ("d_h", (B, U)), ("d_c", (B, U))):
         if draw(st.booleans()):
             upstream[name] = rng.normal(size=shape).astype(dtype)
-    options = dict(activation=draw(st.sampled_from(WELL_CONDITIONED)),
+    options = dict(activation=draw(st.sampled_from(WELL_CONDITIONED if dtype == np.float64 else BOUNDED_GATES)),
                    recurrent_activation=draw(st.sampled_from(
                        WELL_CONDITIONED if dtype == np.float64 else BOUNDED_GATES)),
                    go_backwards=draw(st.booleans()), zero_output_for_mask=draw(st.booleans()))

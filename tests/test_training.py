@@ -195,3 +195,77 @@ def test_progress_bar_or_a_line_per_epoch(rng, capsys, monkeypatch, tqdm_install
     model.fit(x, y, epochs=2, batch_size=4, verbose=1)
     out = capsys.readouterr().out
     assert "Epoch 2/2" in out and "loss: " in out
+
+
+def test_packed_weights_layout():
+    """pack_weights: column blk * 4W + gate * W + lane holds Keras column gate * U + blk * W + lane,
+    zero where the last block is padding (the layout _packing.py's docstring gives)."""
+    from lstm_c._packing import pack_weights
+
+    rng = np.random.default_rng(0)
+    for D, U, W in [(3, 5, 4), (2, 8, 4), (1, 1, 16)]:
+        K, R, b = rng.normal(size=(D, 4 * U)), rng.normal(size=(U, 4 * U)), rng.normal(size=4 * U)
+        weights, bias = pack_weights(K, R, b, W)
+        n_blocks = -(-U // W)
+        assert weights.shape == (n_blocks, D + U, 4 * W) and weights.flags.c_contiguous
+        stacked = np.concatenate([K, R])
+        for blk in range(n_blocks):
+            for gate in range(4):
+                for lane in range(W):
+                    unit = blk * W + lane
+                    column = weights[blk, :, gate * W + lane]
+                    expected = stacked[:, gate * U + unit] if unit < U else 0
+                    np.testing.assert_array_equal(column, expected)
+                    assert bias[blk * 4 * W + gate * W + lane] == (b[gate * U + unit] if unit < U else 0)
+        assert pack_weights(K, R, None, W)[1] is None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_embedding_folded_into_lstm_gives_the_unfolded_gradients(dtype):
+    """backprop folds Embedding -> LSTM (the table's gradient from the LSTM's dZ); a Dropout(0)
+    in between keeps the layers apart. Both walks give the same gradients."""
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 9, (14, 6))
+    ids[0, 3:] = 0
+    labels = rng.integers(0, 5, (14, 6))
+
+    def model(*between):
+        return lstm_c.Sequential([lstm_c.Embedding(9, 4, mask_zero=True, seed=1, dtype=dtype), *between,
+                                  lstm_c.LSTM(33, return_sequences=True, seed=1, dtype=dtype),
+                                  lstm_c.Dense(5, seed=1, dtype=dtype)])
+
+    folded, apart = model(), model(lstm_c.Dropout(0.0, dtype=dtype))
+    _, grads = lstm_c.gradients(folded, ids, labels, "sparse_categorical_crossentropy", from_logits=True)
+    _, expected = lstm_c.gradients(apart, ids, labels, "sparse_categorical_crossentropy", from_logits=True)
+    rtol = 1e-4 if dtype == "float32" else 1e-12
+    for n, (got, want) in enumerate(zip(grads, expected)):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max(), err_msg=f"weight {n}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_fused_adam_equals_the_numpy_formulas(monkeypatch, dtype, amsgrad):
+    """Adam's compiled one-pass update (lstm_c._backward.adam_update) against its NumPy lines,
+    NaN included; bit-identical on x86-64, where nothing is contracted into FMAs."""
+    import platform
+
+    rng = np.random.default_rng(1)
+    shapes = [(33, 40), (7,), (3,)]
+    fused_weights = [rng.normal(size=s).astype(dtype) for s in shapes]
+    numpy_weights = [w.copy() for w in fused_weights]
+    fused, plain = optimizers.Adam(amsgrad=amsgrad), optimizers.Adam(amsgrad=amsgrad)
+    for step in range(4):
+        grads = [rng.normal(size=s).astype(dtype) * 10.0 ** rng.integers(-6, 3) for s in shapes]
+        if step == 2:
+            grads[2][1] = np.nan
+        fused.apply(grads, fused_weights)
+        with monkeypatch.context() as patch:
+            patch.setattr(optimizers, "_fused_adam", lambda: None)
+            plain.apply(grads, numpy_weights)
+    exact = platform.machine() in ("x86_64", "AMD64")
+    for got, expected in zip(fused_weights + list(fused._slots.values()), numpy_weights + list(plain._slots.values())):
+        if exact:
+            np.testing.assert_array_equal(got, expected)
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)

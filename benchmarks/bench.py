@@ -6,6 +6,9 @@ the same inputs, return_sequences=True. Before timing, every competitor's output
 is checked against lstm_c's (max abs difference <= 1e-4; a warning otherwise).
 A time is the median of repeated runs after a warm-up; the number of repeats is
 chosen so that a measurement takes ~0.75 s (at least 5 runs; --quick: ~0.1 s, 3).
+Before each measurement the process sleeps 0.25 s, so that the thread pools of the
+engine measured before (OpenMP, ONNX Runtime, OpenBLAS workers spin after a run) are
+idle and do not take a core from the next one.
 Competitors that cannot be imported show "-".
 
 GFLOP/s counts 2*B*T*4H*(D+H) flops (the two GEMMs), and "% sgemm" relates that
@@ -158,6 +161,13 @@ def measure(fn, target_s, min_reps, max_reps=10_000, first=None):
     return statistics.median(time_once(fn) for _ in range(reps)), reps
 
 
+def settle(seconds=0.25):
+    """Let the thread pools of the engine measured before go idle. OpenMP (torch), ONNX
+    Runtime and OpenBLAS workers spin for a while after a run (OpenBLAS: ~2^28 cycles) and
+    would take a core from whatever is measured next in this process."""
+    time.sleep(seconds)
+
+
 def sgemm_gflops(n=2048, tries=5):
     a, b = (np.random.default_rng(1).standard_normal((n, n)).astype(np.float32) for _ in range(2))
     a @ b
@@ -165,17 +175,22 @@ def sgemm_gflops(n=2048, tries=5):
 
 
 def stream_latency_us(K, R, b, x, target_s):
-    """µs per call of a stateful lstm_c layer fed one (1, 1, D) step at a time."""
+    """µs per call of a stateful lstm_c layer fed one (1, 1, D) step at a time: the best of
+    7 runs of n back-to-back calls (as timeit reports; the other engines' idle thread pools
+    spinning in this process inflate single runs)."""
     layer = lstm_c.LSTM(R.shape[0], stateful=True)
     layer.set_weights([K, R, b])
     x_t = np.ascontiguousarray(x[:1, :1])
     for _ in range(100):
         layer(x_t)
-    n = max(1000, int(target_s / (time_once(lambda: layer(x_t)) + 1e-7)))
-    t0 = time.perf_counter()
-    for _ in range(n):
-        layer(x_t)
-    return (time.perf_counter() - t0) / n * 1e6
+    n = max(1000, int(target_s / 7 / (time_once(lambda: layer(x_t)) + 1e-7)))
+    best = float("inf")
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            layer(x_t)
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best * 1e6
 
 
 # ---------------------------------------------------------------- peak RSS (subprocess)
@@ -249,6 +264,7 @@ def bench_shape(name, engines, args, peak):
                 print(msg, file=sys.stderr)
                 res["notes"].append(msg)
         reps = (3, 5) if engine == "reference" else (min_reps, 10_000)
+        settle()
         sec, n = measure(run, target, reps[0], reps[1], first)
         entry.update(ms=sec * 1e3, reps=n, gflops=flops / sec / 1e9,
                      pct_sgemm=100 * flops / sec / 1e9 / peak)
@@ -261,10 +277,13 @@ def bench_shape(name, engines, args, peak):
     trace = layer.trace(x)
     if not np.array_equal(trace.outputs, expected):
         res["notes"].append("WARNING: lstm_c trace outputs differ from the fast path")
+    settle()
     res["trace_ratio"] = measure(lambda: layer.trace(x), target, min_reps)[0] * 1e3 / t_fast
     run64 = build_lstm_c(K, R, b, x, args.threads, "float64")[0]
+    settle()
     res["f64_ratio"] = measure(run64, target, min_reps)[0] * 1e3 / t_fast
     if B == 1 and T == 1:
+        settle()
         res["stateful_step_us"] = stream_latency_us(K, R, b, x, target)
     return res
 
@@ -368,7 +387,7 @@ def report(meta, results, engines, markdown):
                         "trace / fast", "float64 / float32", "other CPU %"], rows, markdown)]
     for r in results:
         if "stateful_step_us" in r:
-            out.append(f"\n{r['shape']}: stateful lstm_c layer, one (1,1,{r['D']}) step per call: "
+            out.append(f"\n{r['shape']}: stateful lstm_c layer, one (1,1,{r['D']}) step per call (best of 7 runs): "
                        f"{r['stateful_step_us']:.1f} µs/call.")
         if "peak_rss" in r:
             parts = [f"{e} {d['peak_mib']:.0f} MiB (+{d['run_delta_mib']:.0f} during the run)"

@@ -9,6 +9,7 @@ pass masks from layer to layer as Keras does, batch stateful models correctly in
 
 import numpy as np
 
+from ._blas_threads import one_thread_pool
 from ._symbolic import InputLayer, SymbolicTensor, adopt_batch_size, map_structure, output_list, shape_text
 from .training import TrainingMixin
 
@@ -65,7 +66,8 @@ class _BaseModel(TrainingMixin):
 
         Returns one array, or a list with one array per output.
         """
-        outputs = self._run(self._input_list(inputs), training)
+        with one_thread_pool():   # see lstm_c/_blas_threads.py
+            outputs = self._run(self._input_list(inputs), training)
         return outputs if self._several_outputs else outputs[0]
 
     # ------------------------------------------------------------------ predict and state
@@ -95,8 +97,9 @@ class _BaseModel(TrainingMixin):
             raise ValueError(f"{self._label()}.predict needs at least one sample, got 0")
         batch_size = self._checked_batch_size(n, batch_size, default=min(n, DEFAULT_PREDICT_BATCH_SIZE),
                                               what="predict")
-        batches = [self._run([a[start:start + batch_size] for a in inputs], False)
-                   for start in range(0, n, batch_size)]
+        with one_thread_pool():   # see lstm_c/_blas_threads.py
+            batches = [self._run([a[start:start + batch_size] for a in inputs], False)
+                       for start in range(0, n, batch_size)]
         outputs = [np.concatenate(parts, axis=0) for parts in zip(*batches)]
         return outputs if self._several_outputs else outputs[0]
 

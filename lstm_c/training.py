@@ -21,8 +21,7 @@ import threading
 import numpy as np
 
 from . import losses, optimizers
-from ._blas_threads import single_threaded_blas
-from ._threads import effective_n_threads
+from ._blas_threads import one_thread_pool, single_threaded_blas
 
 __all__ = ["TrainingMixin", "Callback"]
 
@@ -138,9 +137,7 @@ class TrainingMixin:
         from . import backprop
 
         self._check_compiled("train_on_batch")
-        # one thread pool, ours (see lstm_c/_blas_threads.py); at one thread of ours there is
-        # no team for BLAS's threads to hold up, and holding BLAS costs ~10 us a step
-        with single_threaded_blas() if effective_n_threads() > 1 else contextlib.nullcontext():
+        with one_thread_pool():   # see lstm_c/_blas_threads.py
             outputs, tape = backprop.forward(self, x, training=True)
             value, d_outputs = backprop.loss_and_output_gradients(self.loss, outputs, y, tape.model_output_masks())
             grads = backprop.backward(self, tape, d_outputs)

@@ -3,6 +3,8 @@
 The layers validate and allocate; the loops live in the engine (``_core``).
 """
 
+import sys
+
 import numpy as np
 
 from . import _core, initializers
@@ -167,6 +169,7 @@ class LSTM:
         # (a Dask worker, say).
         state = dict(self.__dict__)
         state["_kernel"] = None
+        state.pop("_trace_buffer", None)   # scratch, not state
         return state
 
     def __setstate__(self, state):
@@ -287,7 +290,8 @@ class LSTM:
             rec_dropout_mask = self._dropout_mask((B, U), self.recurrent_dropout)
 
         out_last = np.empty((B, U), self.dtype)
-        trace = np.empty((6, B, T, U), self.dtype) if want_trace or saved is not None else None
+        trace = (np.empty((6, B, T, U), self.dtype) if want_trace
+                 else self._training_trace((6, B, T, U)) if saved is not None else None)
         # Unmasked, the outputs are the trace's h: a trace need not write them twice.
         shared_outputs = want_trace and mask_u8 is None
         out_seq = (np.empty((B, T, U), self.dtype)
@@ -312,6 +316,20 @@ class LSTM:
                        mask=None if mask_u8 is None else mask_u8.astype(bool),
                        initial_h=initial[0], initial_c=initial[1], go_backwards=self.go_backwards)
         return output, h, c, record
+
+    def _training_trace(self, shape):
+        """The trace buffer of a training call: last step's, once nothing holds it any more.
+
+        A training step allocated (and the OS zeroed) a fresh trace each time: 39 MB for
+        LSTM(256) on 64 x 100 steps, ~2 ms of page faults a step. The previous step's tape
+        has been dropped by the time the next step runs, so its buffer is reused; while
+        anything still references it (a shared layer's earlier call in the same step, a
+        caller keeping ``saved``), a new one is made."""
+        buffer = self.__dict__.get("_trace_buffer")
+        # references: the attribute, `buffer`, getrefcount's argument; a view adds its base
+        if buffer is None or buffer.shape != shape or sys.getrefcount(buffer) > 3:
+            buffer = self._trace_buffer = np.empty(shape, self.dtype)
+        return buffer
 
     def _check_input(self, x):
         x = as_float_array(x, self.dtype, lambda: f"{self._label()} input")

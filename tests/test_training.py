@@ -269,3 +269,23 @@ def test_fused_adam_equals_the_numpy_formulas(monkeypatch, dtype, amsgrad):
             np.testing.assert_array_equal(got, expected)
         else:
             np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_training_calls_reuse_the_trace_only_once_it_is_released():
+    """A training call reuses the previous call's trace buffer (no fresh 40 MB to fault in
+    every step), but never one that something still holds: a shared layer's earlier call in
+    the same step, or a caller keeping a view of it."""
+    layer = lstm_c.LSTM(4, return_sequences=True, seed=0)
+    x = np.ones((2, 3, 5), np.float32)
+    _, first = layer.call_for_training(x)
+    _, second = layer.call_for_training(x)
+    assert second["trace"] is not first["trace"]   # the first is still held
+    expected, address = second["trace"].copy(), second["trace"].ctypes.data
+    del first, second
+    _, third = layer.call_for_training(x)
+    assert third["trace"].ctypes.data == address     # released: reused
+    np.testing.assert_array_equal(third["trace"], expected)
+    kept_view = third["trace"][5]
+    del third
+    _, fourth = layer.call_for_training(x)
+    assert not np.shares_memory(fourth["trace"], kept_view)

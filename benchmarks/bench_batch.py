@@ -8,7 +8,7 @@ model of one LSTM(64) returning its last output, read from a .npy file and writt
 - "Python API": a fresh process doing ``lstm_c.load``, ``np.load``, ``model.predict``,
   ``np.save``: the same start-up, reading and writing. With ``batch_size=4096`` (the
   batches lstm-c run uses) the difference is the command line's own overhead (target: at
-  most 10 %); ``predict(x)`` alone runs all sequences in one call.
+  most 10 %); ``predict(x)`` alone uses predict's default batching (4096 samples per call).
 - "predict only": ``model.predict(x, batch_size=4096)`` on an array in memory, in this process.
 - Dask: ``lstm_c.dask.predict`` on ``from_file("x.npy")`` in blocks of 4096 rows, computed on
   a LocalCluster(n_workers=2, threads_per_worker=1) with one lstm_c thread per worker, and
@@ -50,7 +50,7 @@ np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), batch_size=batch_size))
 """
 CLI = "lstm-c run"
 API_BATCHED = f"Python API, predict(x, batch_size={DEFAULT_BATCH_SIZE}) (lstm-c run's batches)"
-API_DEFAULT = "Python API, predict(x) (all sequences in one call)"
+API_DEFAULT = "Python API, predict(x) (its default batches of 4096)"
 
 
 def make_files(directory, samples, timesteps, features, units):

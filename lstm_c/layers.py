@@ -332,7 +332,8 @@ class LSTM:
         return buffer
 
     def _check_input(self, x):
-        x = as_float_array(x, self.dtype, lambda: f"{self._label()} input")
+        if not (type(x) is np.ndarray and x.dtype == self.dtype and x.flags.c_contiguous):
+            x = as_float_array(x, self.dtype, lambda: f"{self._label()} input")
         if x.ndim != 3:
             raise ValueError(f"{self._label()} expects input of shape (batch, timesteps, features), "
                              f"got {x.ndim}-D input of shape {x.shape}")

@@ -113,8 +113,8 @@ cdef class Kernel:
         Codes from :func:`lstm_c.activations.activation_code`.
     wide : bool or None
         Blocks of one 512-bit vector (True) or one 256-bit vector (False); None (the
-        default) picks 512 where the CPU has AVX-512. Both give the same results to
-        rounding; tests use it to run both layouts on one machine.
+        default) picks 512 where the CPU has AVX-512. Both give the same bits (every
+        unit sums in one order); tests use it to run both layouts on one machine.
     """
 
     cdef readonly object weights, bias, dtype
@@ -168,7 +168,7 @@ cdef class Kernel:
         and of the kernel's dtype (mask: uint8); the GIL is released throughout.
         ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it n
         steps ahead; None (the default) projects ahead when the batch is smaller than a
-        tile. The results agree to rounding.
+        tile. The results are the same bits either way.
         """
         cdef Py_ssize_t B, T, steps
         if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:

@@ -373,7 +373,8 @@ def sum_rows_by_id(rows, ids, n_ids):
     """(n_ids, columns): row i sums the ``rows`` (a (len(ids), columns) array, or one that
     reshapes to it) whose id is i. Sorts the ids and sums runs, ~5x faster than ``np.add.at``."""
     flat = np.asarray(ids).reshape(-1)
-    rows = np.asarray(rows).reshape(flat.size, -1)
+    rows = np.asarray(rows)
+    rows = rows.reshape(flat.size, rows.shape[rows.ndim - 1])
     table = np.zeros((n_ids, rows.shape[1]), rows.dtype)
     if flat.size == 0:
         return table
@@ -406,9 +407,7 @@ def linear_gradients(x, d_y, kernel, bint use_bias, bint input_gradient, int n_t
     features, units = kernel.shape
     x_rows = np.ascontiguousarray(x).reshape(-1, features)
     d_rows = np.ascontiguousarray(d_y).reshape(-1, units)
-    dtype = np.result_type(x_rows, d_rows, kernel)
-    if not (use_avx512_gemm and dtype == np.float32) or x_rows.size * units < _MIN_MICRO_KERNEL_WORK \
-            or len(x_rows) * (units + LSTMC_GEMM_NR) > _BLAS_LIMIT:
+    if not _on_micro_kernels(x_rows, units, np.result_type(x_rows, d_rows, kernel)):
         return (x_rows.T @ d_rows, d_rows.sum(axis=0) if use_bias else None,
                 (d_rows @ kernel.T).reshape(np.shape(x)) if input_gradient else None)
     return _linear_gradients_avx512(x_rows, d_rows, np.ascontiguousarray(kernel), use_bias, input_gradient,
@@ -420,18 +419,24 @@ def linear_forward(x, kernel, bias, int n_threads=1):
     steps: on the micro-kernels for large float32 products on AVX-512 CPUs, else NumPy."""
     features, units = kernel.shape
     x_rows = np.ascontiguousarray(x).reshape(-1, features)
-    if not (use_avx512_gemm and x_rows.dtype == np.float32 and kernel.dtype == np.float32) \
-            or x_rows.size * units < _MIN_MICRO_KERNEL_WORK or len(x_rows) * (units + LSTMC_GEMM_NR) > _BLAS_LIMIT:
+    if _on_micro_kernels(x_rows, units, np.result_type(x_rows, kernel)):
+        if x_rows.size * units < MIN_CALL_WORK_FOR_THREADS:
+            n_threads = 1
+        y = _linear_forward_avx512(x_rows, np.ascontiguousarray(kernel.T), n_threads)
+        y = y.reshape(np.shape(x)[:np.ndim(x) - 1] + (units,))
+    else:
         y = x @ kernel
-        if bias is not None:
-            y += bias
-        return y
-    if x_rows.size * units < MIN_CALL_WORK_FOR_THREADS:
-        n_threads = 1
-    y = _linear_forward_avx512(x_rows, np.ascontiguousarray(kernel.T), n_threads)
     if bias is not None:
         y += bias
-    return y.reshape(np.shape(x)[:np.ndim(x) - 1] + (units,))
+    return y
+
+
+def _on_micro_kernels(x_rows, units, dtype):
+    """Whether a Dense product of ``x_rows`` (rows, features) by (features, units) runs on
+    the micro-kernels: float32 on AVX-512 CPUs, large enough to pay for packing, small
+    enough for their int sizes."""
+    return (use_avx512_gemm and dtype == np.float32 and x_rows.size * units >= _MIN_MICRO_KERNEL_WORK
+            and len(x_rows) * (units + LSTMC_GEMM_NR) <= _BLAS_LIMIT)
 
 
 def _linear_forward_avx512(const float[:, ::1] x_rows, kernel_t, int n_threads):

@@ -51,6 +51,7 @@ cdef extern from "_recurrence.h" nogil:
     void lstmc_recurrence(const lstmc_recurrence_args *args)
     int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
     int lstmc_wide_blocks()
+    int lstmc_tile_samples(Py_ssize_t W, int is_double)
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
 
@@ -149,8 +150,9 @@ cdef class Kernel:
         self.weights, self.bias = pack_weights(kernel, recurrent_kernel, bias, self.lanes)
         self.n_blocks = self.weights.shape[0]
         self.activation, self.recurrent_activation = activation, recurrent_activation
-        self.weights_ptr = _data_pointer(self.weights)
-        self.bias_ptr = _data_pointer(self.bias) if self.bias is not None else NULL
+        # pack_weights returns fresh C-contiguous arrays, which self keeps alive
+        self.weights_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.weights)
+        self.bias_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.bias) if self.bias is not None else NULL
 
     def forward(self, x, h, c, out_last, out_seq=None, trace=None, mask=None,
                 recurrent_dropout_mask=None, *, bint go_backwards=False,
@@ -177,23 +179,13 @@ cdef class Kernel:
         B, T = cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)
         if projection_steps is None:
             # Small batches: a tile over samples would be mostly empty; one over steps is full.
-            steps = PROJECTION_STEPS if B < _tile_samples(self.lanes, self.is_double) and T > 1 else 0
+            steps = PROJECTION_STEPS if B < lstmc_tile_samples(self.lanes, self.is_double) and T > 1 else 0
         elif projection_steps < 0:
             raise ValueError(f"projection_steps must be >= 0 or None, got {projection_steps}")
         else:
             steps = projection_steps
         _forward(self, x, B, T, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
                  go_backwards, zero_output_for_mask, n_threads, min(steps, T))
-
-
-def _tile_samples(Py_ssize_t lanes_, bint is_double):
-    """Samples per tile of the kernel: 6 with 512-bit blocks, 3 with 256-bit ones."""
-    return 6 if lanes_ * (8 if is_double else 4) == 64 else 3
-
-
-cdef const void *_data_pointer(arr):
-    cdef const unsigned char[::1] view = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
-    return &view[0]
 
 
 cdef void *_array_data(object arr, str name, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,

@@ -192,13 +192,14 @@ static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL)) {               
             *(vec *)(out + s * ld_out_s + g * ld_out_g) = acc[s][g];                          \
 }
 
-/* Tiles of 1 .. 6 samples for 512-bit blocks, 1 .. 3 for 256-bit ones (AVX2 has 16
- * registers: 12 accumulators + 4 weight vectors), and the switch choosing one. */
-#define LSTMC_DEFINE_TILES6(SFX, REAL, W)                                                      \
+/* Tiles of 1 .. 6 samples and the switch choosing one. A block width uses up to NSMAX:
+ * 6 for 512-bit blocks, 3 for 256-bit ones (AVX2 has 16 registers: 12 accumulators + 4
+ * weight vectors); the wider tiles of a narrow width are compiled but never called. */
+#define LSTMC_DEFINE_TILES(SFX, REAL, W, NSMAX)                                                \
 LSTMC_DEFINE_TILE(SFX, REAL, W, 1) LSTMC_DEFINE_TILE(SFX, REAL, W, 2)                         \
 LSTMC_DEFINE_TILE(SFX, REAL, W, 3) LSTMC_DEFINE_TILE(SFX, REAL, W, 4)                         \
 LSTMC_DEFINE_TILE(SFX, REAL, W, 5) LSTMC_DEFINE_TILE(SFX, REAL, W, 6)                         \
-enum { LSTMC_NS_##SFX##W = 6 };                                                               \
+enum { LSTMC_NS_##SFX##W = NSMAX };                                                           \
 static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL)) {                      \
     switch (ns) {                                                                             \
     case 1: lstmc_tile_##SFX##W##_1(LSTMC_TILE_ARGS); break;                                  \
@@ -207,17 +208,6 @@ static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL)) {        
     case 4: lstmc_tile_##SFX##W##_4(LSTMC_TILE_ARGS); break;                                  \
     case 5: lstmc_tile_##SFX##W##_5(LSTMC_TILE_ARGS); break;                                  \
     default: lstmc_tile_##SFX##W##_6(LSTMC_TILE_ARGS); break;                                 \
-    }                                                                                         \
-}
-#define LSTMC_DEFINE_TILES3(SFX, REAL, W)                                                      \
-LSTMC_DEFINE_TILE(SFX, REAL, W, 1) LSTMC_DEFINE_TILE(SFX, REAL, W, 2)                         \
-LSTMC_DEFINE_TILE(SFX, REAL, W, 3)                                                            \
-enum { LSTMC_NS_##SFX##W = 3 };                                                               \
-static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL)) {                      \
-    switch (ns) {                                                                             \
-    case 1: lstmc_tile_##SFX##W##_1(LSTMC_TILE_ARGS); break;                                  \
-    case 2: lstmc_tile_##SFX##W##_2(LSTMC_TILE_ARGS); break;                                  \
-    default: lstmc_tile_##SFX##W##_3(LSTMC_TILE_ARGS); break;                                 \
     }                                                                                         \
 }
 
@@ -453,10 +443,16 @@ static int lstmc_wide_blocks(void) {
 
 LSTMC_DEFINE_ARGS(f, float)
 LSTMC_DEFINE_ARGS(d, double)
-LSTMC_DEFINE_TILES6(f, float, 16)
-LSTMC_DEFINE_TILES3(f, float, 8)
-LSTMC_DEFINE_TILES6(d, double, 8)
-LSTMC_DEFINE_TILES3(d, double, 4)
+LSTMC_DEFINE_TILES(f, float, 16, 6)
+LSTMC_DEFINE_TILES(f, float, 8, 3)
+LSTMC_DEFINE_TILES(d, double, 8, 6)
+LSTMC_DEFINE_TILES(d, double, 4, 3)
+
+/* Samples per tile for blocks of W lanes: below this a batch is projected ahead. */
+static int lstmc_tile_samples(ptrdiff_t W, int is_double) {
+    if (is_double) return W == LSTMC_WIDE_W_d ? LSTMC_NS_d8 : LSTMC_NS_d4;
+    return W == LSTMC_WIDE_W_f ? LSTMC_NS_f16 : LSTMC_NS_f8;
+}
 LSTMC_DEFINE_WIDTH(f, float, 16)
 LSTMC_DEFINE_WIDTH(f, float, 8)
 LSTMC_DEFINE_WIDTH(d, double, 8)

@@ -13,6 +13,11 @@ array([ 0.9, -2.1])
 
 import numpy as np
 
+try:
+    from ._backward import adam_update as _adam_update
+except ImportError:   # the compiled module is not built: the NumPy formulas alone
+    _adam_update = None
+
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "clip_by_norm"]
 
 
@@ -104,13 +109,12 @@ class Adam(Optimizer):
         real = weight.dtype.type
         m, v = self.slot(index, "m", weight), self.slot(index, "v", weight)
         v_hat = self.slot(index, "v_hat", weight) if self.amsgrad else None
-        fused = _fused_adam()
-        if fused is not None and weight.dtype in (np.float32, np.float64) and all(
+        if _adam_update is not None and weight.dtype in (np.float32, np.float64) and all(
                 a.flags.c_contiguous and a.dtype == weight.dtype for a in (weight, gradient)):
             # one compiled pass, the lines below in the same operations (~8x faster on a char
             # model's weights, and one call instead of ~12 per weight on small ones)
-            fused(weight.reshape(-1), gradient.reshape(-1), m.reshape(-1), v.reshape(-1),
-                        None if v_hat is None else v_hat.reshape(-1), alpha, self.beta_1, self.beta_2, self.epsilon)
+            _adam_update(weight.reshape(-1), gradient.reshape(-1), m.reshape(-1), v.reshape(-1),
+                         None if v_hat is None else v_hat.reshape(-1), alpha, self.beta_1, self.beta_2, self.epsilon)
             return
         m += (gradient - m) * real(1 - self.beta_1)
         v += (gradient * gradient - v) * real(1 - self.beta_2)
@@ -149,17 +153,6 @@ class RMSprop(Optimizer):
             m += increment
             increment = m
         weight -= increment
-
-
-try:
-    from ._backward import adam_update as _adam_update
-except ImportError:   # the compiled module is not built: the NumPy formulas alone
-    _adam_update = None
-
-
-def _fused_adam():
-    """lstm_c._backward.adam_update, or None where the compiled module is not built."""
-    return _adam_update
 
 
 _NAMES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}

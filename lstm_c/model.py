@@ -66,8 +66,9 @@ class _BaseModel(TrainingMixin):
 
         Returns one array, or a list with one array per output.
         """
-        with one_thread_pool():   # see lstm_c/_blas_threads.py
-            outputs = self._run(self._input_list(inputs), training)
+        inputs = self._input_list(inputs)
+        with one_thread_pool(inputs):   # see lstm_c/_blas_threads.py
+            outputs = self._run(inputs, training)
         return outputs if self._several_outputs else outputs[0]
 
     # ------------------------------------------------------------------ predict and state
@@ -97,7 +98,7 @@ class _BaseModel(TrainingMixin):
             raise ValueError(f"{self._label()}.predict needs at least one sample, got 0")
         batch_size = self._checked_batch_size(n, batch_size, default=min(n, DEFAULT_PREDICT_BATCH_SIZE),
                                               what="predict")
-        with one_thread_pool():   # see lstm_c/_blas_threads.py
+        with one_thread_pool(inputs):   # see lstm_c/_blas_threads.py
             batches = [self._run([a[start:start + batch_size] for a in inputs], False)
                        for start in range(0, n, batch_size)]
         outputs = [np.concatenate(parts, axis=0) for parts in zip(*batches)]

@@ -137,7 +137,7 @@ class TrainingMixin:
         from . import backprop
 
         self._check_compiled("train_on_batch")
-        with one_thread_pool():   # see lstm_c/_blas_threads.py
+        with one_thread_pool(x if isinstance(x, (list, tuple)) else [x]):   # see lstm_c/_blas_threads.py
             outputs, tape = backprop.forward(self, x, training=True)
             value, d_outputs = backprop.loss_and_output_gradients(self.loss, outputs, y, tape.model_output_masks())
             grads = backprop.backward(self, tape, d_outputs)

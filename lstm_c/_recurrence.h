@@ -35,7 +35,7 @@
 #include <omp.h>
 #endif
 #if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
+#include <immintrin.h>
 #define LSTMC_HAVE_MXCSR 1
 #endif
 
@@ -138,6 +138,31 @@ static int lstmc_team_barrier(lstmc_team *team, double step_seconds) {
         if ((lanes) == (W)) memset((dst), 0, (W) * sizeof(REAL));                             \
         else memset((dst), 0, (lanes) * sizeof(REAL));                                        \
     } while (0)
+
+/* Trace rows are written once and not read again by the call: whole 64-byte lines are
+ * streamed past the caches (no read-for-ownership of 6 x the output, and the weights the
+ * next step needs are not evicted by it). Other rows (a ragged block, 32-byte blocks whose
+ * line the neighbouring block completes much later, an unaligned buffer) are copied. */
+#ifdef LSTMC_HAVE_MXCSR
+/* One 64-byte streaming store. Only 512-bit blocks have 64-byte rows, and those are packed
+ * only where the CPU has AVX-512 (lstmc_wide_blocks): the AVX-512 clones inline this. */
+__attribute__((target("avx512f")))
+static inline void lstmc_stream_line(void *dst, const void *src) {
+    _mm512_stream_ps((float *)dst, _mm512_loadu_ps(src));
+}
+#define LSTMC_STREAM_LANES(dst, src, lanes, W, REAL)                                          \
+    do {                                                                                      \
+        if ((W) * sizeof(REAL) == 64 && (lanes) == (W) && ((size_t)(dst) & 63) == 0)          \
+            lstmc_stream_line((dst), (src));                                                  \
+        else                                                                                  \
+            LSTMC_COPY_LANES(dst, src, lanes, W, REAL);                                       \
+    } while (0)
+/* Streamed stores are weakly ordered: fence them before the caller can read the trace. */
+#define lstmc_fence_streamed_stores() _mm_sfence()
+#else
+#define LSTMC_STREAM_LANES LSTMC_COPY_LANES
+#define lstmc_fence_streamed_stores() ((void)0)
+#endif
 
 /* ---- The tile: the FLOPs of the whole model live here. ----------------------------------
  *
@@ -272,10 +297,10 @@ static void lstmc_finish_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
         }                                                                                     \
         if (a->trace != NULL) {                                                               \
             for (gate = 0; gate < 4; gate++)                                                  \
-                LSTMC_COPY_LANES(a->trace + gate * BTU + row, acc + (gate * ns + s) * W,       \
-                                 lanes, W, REAL);                                             \
-            LSTMC_COPY_LANES(a->trace + 4 * BTU + row, c, lanes, W, REAL);                    \
-            LSTMC_COPY_LANES(a->trace + 5 * BTU + row, hn, lanes, W, REAL);                   \
+                LSTMC_STREAM_LANES(a->trace + gate * BTU + row, acc + (gate * ns + s) * W,     \
+                                   lanes, W, REAL);                                           \
+            LSTMC_STREAM_LANES(a->trace + 4 * BTU + row, c, lanes, W, REAL);                  \
+            LSTMC_STREAM_LANES(a->trace + 5 * BTU + row, hn, lanes, W, REAL);                 \
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
@@ -416,6 +441,7 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
             for (j = 0; j < a->B; j++)                                                        \
                 memcpy(a->h + j * a->U + u0, h_prev + j * a->U + u0, (u1 - u0) * sizeof(REAL)); \
         }                                                                                     \
+        if (a->trace != NULL) lstmc_fence_streamed_stores();                                  \
         lstmc_leave_ftz(mxcsr);                                                               \
     }                                                                                         \
 }

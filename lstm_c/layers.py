@@ -13,6 +13,7 @@ from ._threads import effective_n_threads
 from ._validation import as_float_array, as_mask, as_state, resolve_dtype
 from .activations import activation_code, canonical_name
 from .core_layers import Dense, Dropout, Embedding, Masking  # re-exported: every layer from one place
+from ._buffers import aligned_empty, referenced_elsewhere
 from .trace import Trace
 
 __all__ = ["LSTM", "Bidirectional", "Dense", "Dropout", "Embedding", "Masking"]
@@ -280,7 +281,10 @@ class LSTM:
             self.build(x.shape)
         mask_u8 = None if mask is None else as_mask(mask, (B, T))
         h, c = self._initial_state(initial_state, B)
-        initial = (h.copy(), c.copy()) if want_trace or saved is not None else None
+        # what the call started from (the kernel overwrites h and c); a trace takes None
+        # for the zeros of a stateless call without initial_state
+        initial = ((None, None) if want_trace and initial_state is None and not self.stateful
+                   else (h.copy(), c.copy()) if want_trace or saved is not None else None)
 
         input_dropout_mask = rec_dropout_mask = None
         if training and self.dropout > 0:
@@ -290,7 +294,7 @@ class LSTM:
             rec_dropout_mask = self._dropout_mask((B, U), self.recurrent_dropout)
 
         out_last = np.empty((B, U), self.dtype)
-        trace = (np.empty((6, B, T, U), self.dtype) if want_trace
+        trace = (aligned_empty((6, B, T, U), self.dtype) if want_trace
                  else self._training_trace((6, B, T, U)) if saved is not None else None)
         # Unmasked, the outputs are the trace's h: a trace need not write them twice.
         shared_outputs = want_trace and mask_u8 is None
@@ -311,10 +315,8 @@ class LSTM:
                          input_dropout=input_dropout_mask, recurrent_dropout=rec_dropout_mask)
         if not want_trace:
             return output, h, c, None
-        i, f, g, o, c_seq, h_seq = trace
-        record = Trace(i=i, f=f, g=g, o=o, c=c_seq, h=h_seq, outputs=out_seq, x=x,
-                       mask=None if mask_u8 is None else mask_u8.astype(bool),
-                       initial_h=initial[0], initial_c=initial[1], go_backwards=self.go_backwards)
+        record = Trace(trace, x, None if mask_u8 is None else mask_u8.astype(bool),
+                       self.go_backwards, initial[0], initial[1], None if shared_outputs else out_seq)
         return output, h, c, record
 
     def _training_trace(self, shape):
@@ -326,9 +328,9 @@ class LSTM:
         anything still references it (a shared layer's earlier call in the same step, a
         caller keeping ``saved``), a new one is made."""
         buffer = self.__dict__.get("_trace_buffer")
-        # references: the attribute, `buffer`, getrefcount's argument; a view adds its base
-        if buffer is None or buffer.shape != shape or sys.getrefcount(buffer) > 3:
-            buffer = self._trace_buffer = np.empty(shape, self.dtype)
+        # held here: the attribute and the `buffer` local
+        if buffer is None or buffer.shape != shape or referenced_elsewhere(buffer, held=2):
+            buffer = self._trace_buffer = aligned_empty(shape, self.dtype)
         return buffer
 
     def _check_input(self, x):

@@ -40,20 +40,46 @@ class Trace:
     initial_h, initial_c : ndarray
         (batch, units): the state the call started from.
     go_backwards : bool
+    states : ndarray
+        (6, batch, timesteps, units): i, f, g, o, c, h stacked, as the kernel wrote them;
+        the six attributes are views of it.
     """
 
-    i: np.ndarray
-    f: np.ndarray
-    g: np.ndarray
-    o: np.ndarray
-    c: np.ndarray
-    h: np.ndarray
-    outputs: np.ndarray
+    states: np.ndarray
     x: np.ndarray
     mask: np.ndarray = None
-    initial_h: np.ndarray = None
-    initial_c: np.ndarray = None
     go_backwards: bool = False
+    # None where the obvious value is meant (zeros; h): copying zeros and making views
+    # nobody may read was a fifth of a streaming step's trace
+    _initial_h: np.ndarray = None
+    _initial_c: np.ndarray = None
+    _outputs: np.ndarray = None
+
+    # Views made on access: unpacking six views up front was a tenth of a streaming step.
+    i = property(lambda self: self.states[0], doc="Input gate, (batch, timesteps, units).")
+    f = property(lambda self: self.states[1], doc="Forget gate, (batch, timesteps, units).")
+    g = property(lambda self: self.states[2], doc="Candidate values, (batch, timesteps, units).")
+    o = property(lambda self: self.states[3], doc="Output gate, (batch, timesteps, units).")
+    c = property(lambda self: self.states[4], doc="Cell state after each step.")
+    h = property(lambda self: self.states[5], doc="Hidden state after each step.")
+
+    @property
+    def outputs(self):
+        """The layer's output at each step (``h`` unless masked steps changed it)."""
+        return self.states[5] if self._outputs is None else self._outputs
+
+    @property
+    def initial_h(self):
+        """(batch, units): h before the first step."""
+        return self._initial_state(self._initial_h)
+
+    @property
+    def initial_c(self):
+        """(batch, units): c before the first step."""
+        return self._initial_state(self._initial_c)
+
+    def _initial_state(self, stored):
+        return np.zeros((self.batch_size, self.units), self.states.dtype) if stored is None else stored
 
     @property
     def batch_size(self):

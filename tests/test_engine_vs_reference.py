@@ -158,6 +158,32 @@ def test_trace_equals_fast_path(rng, dtype, go_backwards):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("units", [48, 40])
+def test_a_streamed_trace_equals_a_copied_one(rng, monkeypatch, dtype, units):
+    """A large trace starts on a cache line and the kernel streams its full 64-byte rows past
+    the caches (40 units: the last block is ragged and copied); into a buffer whose rows are
+    not aligned every row is copied. Same bits, masked steps included, at 1 and 2 threads."""
+    B, T, D = 12, 30, 5   # a float32 trace of 40 units is 345 KB: aligned
+    x, K, R, b = random_problem(rng, B, T, D, units, dtype)
+    mask = rng.random((B, T)) < 0.8
+    layer = lstm_c.LSTM(units, dtype=dtype)
+    layer.set_weights([K, R, b])
+    for n_threads in (1, 2):
+        monkeypatch.setattr(lstm_c._threads, "_configured", n_threads)
+        streamed = layer.trace(x, mask=mask)
+        assert streamed.i.ctypes.data % 64 == 0
+        size = 6 * B * T * units
+        unaligned = np.empty(size + 1, dtype)[1:].reshape(6, B, T, units)
+        h, c = np.zeros((B, units), dtype), np.zeros((B, units), dtype)
+        layer._kernel.forward(x, h, c, np.empty((B, units), dtype), np.empty((B, T, units), dtype),
+                              unaligned, mask.astype(np.uint8), None, go_backwards=False,
+                              zero_output_for_mask=False, n_threads=n_threads)
+        for got, want, name in zip(unaligned, (streamed.i, streamed.f, streamed.g, streamed.o,
+                                               streamed.c, streamed.h), "ifgoch"):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_recurrent_dropout_mask_matches_reference(rng, dtype):
     x, K, R, b = random_problem(rng, 3, 5, 2, 4, dtype)
     drop = ((rng.random((3, 4)) > 0.3) / 0.7).astype(dtype)

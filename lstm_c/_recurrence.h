@@ -383,6 +383,63 @@ typedef void (*lstmc_step_fn_##SFX)(const lstmc_recurrence_args_##SFX *, ptrdiff
 typedef void (*lstmc_project_fn_##SFX)(const lstmc_recurrence_args_##SFX *, ptrdiff_t,        \
                                        ptrdiff_t, ptrdiff_t, ptrdiff_t);                      \
                                                                                               \
+/* One thread's share of a call: its blocks at every step, the team's barrier between. */ \
+static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a,              \
+                                          lstmc_team *team, lstmc_step_fn_##SFX step,         \
+                                          lstmc_project_fn_##SFX project) {                   \
+    int p = 0, np = 1, reproject = 0;                                                         \
+    ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, u0, u1;                                      \
+    ptrdiff_t kb0 = a->k_begin, kb1 = a->k_begin;  /* steps in the projection buffer */       \
+    REAL *h_prev = a->h, *h_next = a->h_spare, *swap;                                         \
+    REAL *h_in;                                                                               \
+    double started;                                                                           \
+    unsigned int mxcsr = lstmc_enter_ftz();                                                   \
+    LSTMC_THREAD_ID(p, np);                                                                   \
+    /* the team OpenMP really gave (every thread stores the same value) */                    \
+    __atomic_store_n(&team->n, np, __ATOMIC_RELAXED);                                         \
+    blk0 = a->nblk * p / np;                                                                  \
+    blk1 = a->nblk * (p + 1) / np;                                                            \
+    h_in = a->rec_dropout != NULL ? a->h_dropped + p * n : NULL;                              \
+    for (k = a->k_begin; k < a->k_end; k++) {                                                 \
+        started = np > 1 ? lstmc_seconds() : 0.0;  /* for the barrier */                      \
+        /* Each thread projects the input for its own blocks: no barrier needed. */           \
+        if (a->projection != NULL && (k == kb1 || reproject)) {                               \
+            if (k == kb1) {                                                                   \
+                kb0 = k;                                                                      \
+                kb1 = k + a->TB < a->k_end ? k + a->TB : a->k_end;                            \
+            }                                                                                 \
+            project(a, blk0, blk1, kb0, kb1);                                                 \
+            reproject = 0;                                                                    \
+        }                                                                                     \
+        if (h_in != NULL) {                                                                   \
+            for (j = 0; j < n; j++) h_in[j] = h_prev[j] * a->rec_dropout[j];                  \
+            step(a, blk0, blk1, k, k - kb0, h_in, h_prev, h_next);                            \
+        } else {                                                                              \
+            step(a, blk0, blk1, k, k - kb0, h_prev, h_prev, h_next);                          \
+        }                                                                                     \
+        swap = h_prev; h_prev = h_next; h_next = swap;                                        \
+        if (np > 1 && lstmc_team_barrier(team, lstmc_seconds() - started)) {                  \
+            /* A thread was kept waiting far longer than a step takes: another   */           \
+            /* process has this core. Thread 0 finishes the call alone (and      */           \
+            /* projects the input of the blocks it takes over).                  */           \
+            if (p != 0) break;                                                                \
+            np = 1;                                                                           \
+            blk0 = 0;                                                                         \
+            blk1 = a->nblk;                                                                   \
+            reproject = 1;                                                                    \
+        }                                                                                     \
+    }                                                                                         \
+    u0 = blk0 * a->W;                                                                         \
+    u1 = blk1 * a->W < a->U ? blk1 * a->W : a->U;                                             \
+    /* odd number of steps: own units back to a->h (all of them once solo) */                 \
+    if (k == a->k_end && h_prev != a->h && u1 > u0) {                                         \
+        for (j = 0; j < a->B; j++)                                                            \
+            memcpy(a->h + j * a->U + u0, h_prev + j * a->U + u0, (u1 - u0) * sizeof(REAL));   \
+    }                                                                                         \
+    if (a->trace != NULL) lstmc_fence_streamed_stores();                                      \
+    lstmc_leave_ftz(mxcsr);                                                                   \
+}                                                                                             \
+                                                                                              \
 static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {                   \
     const int wide = a->W == WIDE;                                                            \
     const lstmc_step_fn_##SFX step = wide ? lstmc_step_##SFX##WIDE : lstmc_step_##SFX##NARROW;\
@@ -390,60 +447,14 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
         wide ? lstmc_project_##SFX##WIDE : lstmc_project_##SFX##NARROW;                       \
     lstmc_team team;                                                                          \
     lstmc_team_init(&team, a->n_threads);                                                     \
-    _Pragma("omp parallel num_threads(a->n_threads)")                                         \
-    {                                                                                         \
-        int p = 0, np = 1, reproject = 0;                                                     \
-        ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, u0, u1;                                  \
-        ptrdiff_t kb0 = a->k_begin, kb1 = a->k_begin;  /* steps in the projection buffer */   \
-        REAL *h_prev = a->h, *h_next = a->h_spare, *swap;                                     \
-        REAL *h_in;                                                                           \
-        double started;                                                                       \
-        unsigned int mxcsr = lstmc_enter_ftz();                                               \
-        LSTMC_THREAD_ID(p, np);                                                               \
-        /* the team OpenMP really gave (every thread stores the same value) */               \
-        __atomic_store_n(&team.n, np, __ATOMIC_RELAXED);                                      \
-        blk0 = a->nblk * p / np;                                                              \
-        blk1 = a->nblk * (p + 1) / np;                                                        \
-        h_in = a->rec_dropout != NULL ? a->h_dropped + p * n : NULL;                          \
-        for (k = a->k_begin; k < a->k_end; k++) {                                             \
-            started = lstmc_seconds();                                                        \
-            /* Each thread projects the input for its own blocks: no barrier needed. */     \
-            if (a->projection != NULL && (k == kb1 || reproject)) {                           \
-                if (k == kb1) {                                                               \
-                    kb0 = k;                                                                  \
-                    kb1 = k + a->TB < a->k_end ? k + a->TB : a->k_end;                        \
-                }                                                                             \
-                project(a, blk0, blk1, kb0, kb1);                                             \
-                reproject = 0;                                                                \
-            }                                                                                 \
-            if (h_in != NULL) {                                                               \
-                for (j = 0; j < n; j++) h_in[j] = h_prev[j] * a->rec_dropout[j];              \
-                step(a, blk0, blk1, k, k - kb0, h_in, h_prev, h_next);                        \
-            } else {                                                                          \
-                step(a, blk0, blk1, k, k - kb0, h_prev, h_prev, h_next);                      \
-            }                                                                                 \
-            swap = h_prev; h_prev = h_next; h_next = swap;                                    \
-            if (np > 1 && lstmc_team_barrier(&team, lstmc_seconds() - started)) {            \
-                /* A thread was kept waiting far longer than a step takes: another   */    \
-                /* process has this core. Thread 0 finishes the call alone (and      */    \
-                /* projects the input of the blocks it takes over).                  */    \
-                if (p != 0) break;                                                            \
-                np = 1;                                                                       \
-                blk0 = 0;                                                                     \
-                blk1 = a->nblk;                                                               \
-                reproject = 1;                                                                \
-            }                                                                                 \
-        }                                                                                     \
-        u0 = blk0 * a->W;                                                                     \
-        u1 = blk1 * a->W < a->U ? blk1 * a->W : a->U;                                         \
-        /* odd number of steps: own units back to a->h (all of them once solo) */            \
-        if (k == a->k_end && h_prev != a->h && u1 > u0) {                                     \
-            for (j = 0; j < a->B; j++)                                                        \
-                memcpy(a->h + j * a->U + u0, h_prev + j * a->U + u0, (u1 - u0) * sizeof(REAL)); \
-        }                                                                                     \
-        if (a->trace != NULL) lstmc_fence_streamed_stores();                                  \
-        lstmc_leave_ftz(mxcsr);                                                               \
+    /* One thread starts no team: OpenMP's start and end of a region (a futex wake per   */ \
+    /* call) were ~5% of a streaming step. Outside a region the thread is 0 of 1.        */ \
+    if (a->n_threads == 1) {                                                                  \
+        lstmc_recurrence_thread_##SFX(a, &team, step, project);                               \
+        return;                                                                               \
     }                                                                                         \
+    _Pragma("omp parallel num_threads(a->n_threads)")                                         \
+    lstmc_recurrence_thread_##SFX(a, &team, step, project);                                   \
 }
 
 #ifdef _OPENMP

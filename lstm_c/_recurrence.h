@@ -42,6 +42,7 @@
 #include "_activations.h"
 
 #define LSTMC_VECTOR_BYTES 32  /* the narrow block: one AVX2 vector */
+#define LSTMC_CHUNK 8          /* blocks a step finishes together when a tile holds every sample */
 
 /* Flush denormals to zero inside the kernel (they cost up to ~100 cycles each), and
  * restore the caller's mode after. Per thread: MXCSR is thread-local. */
@@ -247,22 +248,31 @@ static inline ptrdiff_t lstmc_tile_size(ptrdiff_t left, ptrdiff_t most) {
 /* ---- One block width W: gates and state update, a step, the input projection. ---------- */
 #define LSTMC_DEFINE_WIDTH(SFX, REAL, W)                                                       \
                                                                                               \
-/* Gates, state update, outputs and trace for samples b0 .. b0 + ns - 1 of block blk.  */    \
-/* acc is gate-major, acc[(gate * ns + s) * W + lane], so each activation is one loop  */    \
-/* over a run of ns * W values. Cloned like the tiles: the activations inline into it. */    \
-LSTMC_CLONES                                                                                  \
-static void lstmc_finish_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *acc,           \
-                                  ptrdiff_t ns, ptrdiff_t b0, ptrdiff_t blk, ptrdiff_t k,      \
-                                  ptrdiff_t t, const REAL *h_prev, REAL *h_next) {            \
+/* Gates, state update, outputs and trace for samples b0 .. b0 + ns - 1 of the nb       */    \
+/* blocks blks[0 .. nb). acc is gate-major, acc[((gate * nb + q) * ns + s) * W + lane], */    \
+/* so each activation is one loop over nb * ns * W values: with one sample, finishing   */    \
+/* one block at a time left a chain of dependent exp/divide latencies per block (a      */    \
+/* fifth of a step); finishing LSTMC_CHUNK blocks together overlaps them. Cloned like   */    \
+/* the tiles: the activations inline into it (and it into the two versions below).     */    \
+static inline __attribute__((always_inline))                                                  \
+void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *acc,            \
+                                  ptrdiff_t ns, ptrdiff_t nb, const ptrdiff_t *blks,          \
+                                  ptrdiff_t b0, ptrdiff_t k, ptrdiff_t t,                     \
+                                  const REAL *h_prev, REAL *h_next) {                         \
     enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
-    const ptrdiff_t n = ns * W, BTU = a->B * a->T * a->U;                                     \
-    ptrdiff_t s, gate, lane, lanes = a->U - blk * W;                                          \
-    REAL c_old[NSMAX * W], c_new[NSMAX * W], h_new[NSMAX * W];  /* `lanes` are units */       \
-    const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n;\
-    if (lanes >= W) lanes = W;                                                                \
-    else memset(c_old, 0, sizeof(c_old));  /* a ragged last block: padding lanes compute 0 */ \
-    for (s = 0; s < ns; s++)                                                                  \
-        LSTMC_COPY_LANES(c_old + s * W, a->c + (b0 + s) * a->U + blk * W, lanes, W, REAL);    \
+    const ptrdiff_t run = ns * W, n = nb * run, BTU = a->B * a->T * a->U;                     \
+    ptrdiff_t q, s, gate, lane;                                                               \
+    /* units past U in a ragged last block are padding lanes: they start from c = 0 */        \
+    REAL c_old[LSTMC_CHUNK * NSMAX * W], c_new[LSTMC_CHUNK * NSMAX * W];                      \
+    REAL h_new[LSTMC_CHUNK * NSMAX * W];                                                      \
+    const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \
+    for (q = 0; q < nb; q++) {                                                                \
+        const ptrdiff_t lanes = a->U - blks[q] * W < W ? a->U - blks[q] * W : W;              \
+        if (lanes < W) memset(c_old + q * run, 0, run * sizeof(REAL));                        \
+        for (s = 0; s < ns; s++)                                                              \
+            LSTMC_COPY_LANES(c_old + q * run + s * W, a->c + (b0 + s) * a->U + blks[q] * W,   \
+                             lanes, W, REAL);                                                 \
+    }                                                                                         \
     lstmc_activate_##SFX(a->rec_act, acc, 2 * n);       /* i, f */                            \
     lstmc_activate_##SFX(a->act, acc + 2 * n, n);       /* g */                               \
     lstmc_activate_##SFX(a->rec_act, acc + 3 * n, n);   /* o */                               \
@@ -272,37 +282,56 @@ static void lstmc_finish_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     }                                                                                         \
     lstmc_activate_##SFX(a->act, h_new, n);                                                   \
     for (lane = 0; lane < n; lane++) h_new[lane] *= gate_o[lane];                             \
-    for (s = 0; s < ns; s++) {                                                                \
-        const ptrdiff_t b = b0 + s, row = (b * a->T + k) * a->U + blk * W;                    \
-        REAL *c = a->c + b * a->U + blk * W;                                                  \
-        REAL *hn = h_next + b * a->U + blk * W;                                               \
-        const int valid = a->mask == NULL || a->mask[b * a->T + t];                           \
-        /* Keras's output: h after a valid step; at a masked step the previous output  */   \
-        /* (the carried h once any step was valid, else 0), or 0 with zero_output.      */   \
-        const int emit = valid || (!a->zero_output_for_mask && k >= a->first_valid[b]);       \
-        if (valid) {                                                                          \
-            LSTMC_COPY_LANES(c, c_new + s * W, lanes, W, REAL);                               \
-            LSTMC_COPY_LANES(hn, h_new + s * W, lanes, W, REAL);                              \
-        } else {  /* a masked step carries (h, c) */                                          \
-            LSTMC_COPY_LANES(hn, h_prev + b * a->U + blk * W, lanes, W, REAL);                \
-        }                                                                                     \
-        if (a->out_seq != NULL) {                                                             \
-            if (emit) LSTMC_COPY_LANES(a->out_seq + row, hn, lanes, W, REAL);                 \
-            else LSTMC_CLEAR_LANES(a->out_seq + row, lanes, W, REAL);                         \
-        }                                                                                     \
-        if (k == a->T - 1) {                                                                  \
-            REAL *last = a->out_last + b * a->U + blk * W;                                    \
-            if (emit) LSTMC_COPY_LANES(last, hn, lanes, W, REAL);                             \
-            else LSTMC_CLEAR_LANES(last, lanes, W, REAL);                                     \
-        }                                                                                     \
-        if (a->trace != NULL) {                                                               \
-            for (gate = 0; gate < 4; gate++)                                                  \
-                LSTMC_STREAM_LANES(a->trace + gate * BTU + row, acc + (gate * ns + s) * W,     \
-                                   lanes, W, REAL);                                           \
-            LSTMC_STREAM_LANES(a->trace + 4 * BTU + row, c, lanes, W, REAL);                  \
-            LSTMC_STREAM_LANES(a->trace + 5 * BTU + row, hn, lanes, W, REAL);                 \
+    for (q = 0; q < nb; q++) {                                                                \
+        const ptrdiff_t blk = blks[q], lanes = a->U - blk * W < W ? a->U - blk * W : W;       \
+        for (s = 0; s < ns; s++) {                                                            \
+            const ptrdiff_t b = b0 + s, row = (b * a->T + k) * a->U + blk * W, at = q * run + s * W; \
+            REAL *c = a->c + b * a->U + blk * W;                                              \
+            REAL *hn = h_next + b * a->U + blk * W;                                           \
+            const int valid = a->mask == NULL || a->mask[b * a->T + t];                       \
+            /* Keras's output: h after a valid step; at a masked step the previous output  */ \
+            /* (the carried h once any step was valid, else 0), or 0 with zero_output.      */ \
+            const int emit = valid || (!a->zero_output_for_mask && k >= a->first_valid[b]);   \
+            if (valid) {                                                                      \
+                LSTMC_COPY_LANES(c, c_new + at, lanes, W, REAL);                              \
+                LSTMC_COPY_LANES(hn, h_new + at, lanes, W, REAL);                             \
+            } else {  /* a masked step carries (h, c) */                                      \
+                LSTMC_COPY_LANES(hn, h_prev + b * a->U + blk * W, lanes, W, REAL);            \
+            }                                                                                 \
+            if (a->out_seq != NULL) {                                                         \
+                if (emit) LSTMC_COPY_LANES(a->out_seq + row, hn, lanes, W, REAL);             \
+                else LSTMC_CLEAR_LANES(a->out_seq + row, lanes, W, REAL);                     \
+            }                                                                                 \
+            if (k == a->T - 1) {                                                              \
+                REAL *last = a->out_last + b * a->U + blk * W;                                \
+                if (emit) LSTMC_COPY_LANES(last, hn, lanes, W, REAL);                         \
+                else LSTMC_CLEAR_LANES(last, lanes, W, REAL);                                 \
+            }                                                                                 \
+            if (a->trace != NULL) {                                                           \
+                for (gate = 0; gate < 4; gate++)                                              \
+                    LSTMC_STREAM_LANES(a->trace + gate * BTU + row, acc + gate * n + at,      \
+                                       lanes, W, REAL);                                       \
+                LSTMC_STREAM_LANES(a->trace + 4 * BTU + row, c, lanes, W, REAL);              \
+                LSTMC_STREAM_LANES(a->trace + 5 * BTU + row, hn, lanes, W, REAL);             \
+            }                                                                                 \
         }                                                                                     \
     }                                                                                         \
+}                                                                                             \
+                                                                                              \
+/* A tile's samples of one block (batches over a tile: the loops know nb = 1), and a chunk  */ \
+/* of blocks (a batch that one tile holds).                                                  */ \
+LSTMC_CLONES                                                                                  \
+static void lstmc_finish_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *acc, ptrdiff_t ns, \
+                                  ptrdiff_t blk, ptrdiff_t b0, ptrdiff_t k, ptrdiff_t t,      \
+                                  const REAL *h_prev, REAL *h_next) {                         \
+    lstmc_finish_blocks_##SFX##W(a, acc, ns, 1, &blk, b0, k, t, h_prev, h_next);              \
+}                                                                                             \
+LSTMC_CLONES                                                                                  \
+static void lstmc_finish_chunk_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *acc,      \
+                                        ptrdiff_t ns, ptrdiff_t nb, const ptrdiff_t *blks,    \
+                                        ptrdiff_t b0, ptrdiff_t k, ptrdiff_t t,               \
+                                        const REAL *h_prev, REAL *h_next) {                   \
+    lstmc_finish_blocks_##SFX##W(a, acc, ns, nb, blks, b0, k, t, h_prev, h_next);             \
 }                                                                                             \
                                                                                               \
 /* x_t @ kernel + bias for processing steps [kb0, kb1) into the projection buffer, blocks */ \
@@ -337,25 +366,34 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
                                 const REAL *h_prev, REAL *h_next) {                           \
     enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
     const ptrdiff_t t = a->go_backwards ? a->T - 1 - k : k, D = a->D, U = a->U;               \
-    ptrdiff_t j, blk, b0, ns;                                                                 \
-    REAL acc[NSMAX * 4 * W];                                                                  \
-    for (j = blk0; j < blk1; j++) {                                                           \
-        blk = k % 2 ? blk0 + blk1 - 1 - j : j;                                                \
-        const REAL *w_in = a->wp + blk * (D + U) * 4 * W, *w_rec = w_in + D * 4 * W;          \
+    /* blocks finished together: several when one tile holds every sample */                  \
+    const ptrdiff_t chunk = a->B <= NSMAX ? LSTMC_CHUNK : 1;                                  \
+    ptrdiff_t j, q, nb, b0, ns, blks[LSTMC_CHUNK];                                            \
+    REAL acc[LSTMC_CHUNK * NSMAX * 4 * W];                                                    \
+    for (j = blk0; j < blk1; j += nb) {                                                       \
+        nb = blk1 - j < chunk ? blk1 - j : chunk;                                             \
+        for (q = 0; q < nb; q++) blks[q] = k % 2 ? blk0 + blk1 - 1 - (j + q) : j + q;         \
         for (b0 = 0; b0 < a->B; b0 += ns) {                                                   \
-            ns = lstmc_tile_size(a->B - b0, NSMAX);                                          \
-            if (a->projection != NULL)                                                        \
-                lstmc_tile_##SFX##W(ns, a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W,\
-                                    4 * W, NULL, NULL, 0, 0, w_rec, h_in + b0 * U, U, U,      \
-                                    acc, W, ns * W);                                          \
+            ns = lstmc_tile_size(a->B - b0, NSMAX);                                           \
+            for (q = 0; q < nb; q++) {                                                        \
+                const ptrdiff_t blk = blks[q];                                                \
+                const REAL *w_in = a->wp + blk * (D + U) * 4 * W, *w_rec = w_in + D * 4 * W;  \
+                if (a->projection != NULL)                                                    \
+                    lstmc_tile_##SFX##W(ns, a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W, \
+                                        4 * W, NULL, NULL, 0, 0, w_rec, h_in + b0 * U, U, U,  \
+                                        acc + q * ns * W, W, nb * ns * W);                    \
+                else                                                                          \
+                    lstmc_tile_##SFX##W(ns, a->bias != NULL ? a->bias + blk * 4 * W : NULL, 0, \
+                                        w_in, a->x + (b0 * a->T + t) * D, a->T * D, D,        \
+                                        w_rec, h_in + b0 * U, U, U, acc + q * ns * W, W, nb * ns * W); \
+            }                                                                                 \
+            if (nb == 1)                                                                      \
+                lstmc_finish_##SFX##W(a, acc, ns, blks[0], b0, k, t, h_prev, h_next);         \
             else                                                                              \
-                lstmc_tile_##SFX##W(ns, a->bias != NULL ? a->bias + blk * 4 * W : NULL, 0,    \
-                                    w_in, a->x + (b0 * a->T + t) * D, a->T * D, D,            \
-                                    w_rec, h_in + b0 * U, U, U, acc, W, ns * W);              \
-            lstmc_finish_##SFX##W(a, acc, ns, b0, blk, k, t, h_prev, h_next);                 \
+                lstmc_finish_chunk_##SFX##W(a, acc, ns, nb, blks, b0, k, t, h_prev, h_next);  \
         }                                                                                     \
     }                                                                                         \
-}
+}                                                                                             \
 
 #define LSTMC_DEFINE_ARGS(SFX, REAL)                                                           \
 typedef struct {                                                                              \

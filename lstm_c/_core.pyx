@@ -245,9 +245,12 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     if n_threads < 1 or step_work * T < _MIN_CALL_WORK_FOR_THREADS:
         n_threads = 1
 
-    # Scratch, kept referenced until the kernel returns.
+    # Scratch, kept referenced until the kernel returns (h_spare through the C API: a
+    # streaming step's Python-level allocations are a measurable part of it).
     dtype = kernel.dtype
-    h_spare = np.empty((B, U), dtype)
+    cdef cnp.npy_intp state_shape[2]
+    state_shape[0], state_shape[1] = B, U
+    h_spare = cnp.PyArray_EMPTY(2, state_shape, real, 0)
     h_dropped = np.empty(n_threads * B * U, dtype) if recurrent_dropout_mask is not None else None
     first_valid = _first_valid_steps(mask, T, go_backwards) if mask is not None else None
     projection = (np.empty(kernel.n_blocks * projection_steps * B * 4 * kernel.lanes, dtype)

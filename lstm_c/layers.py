@@ -277,7 +277,7 @@ class LSTM:
         x = self._check_input(x)
         B, T, D = x.shape
         U = self.units
-        if not self.built:
+        if self._kernel is None:   # (not `built`: a property, and this is a streaming step's path)
             self.build(x.shape)
         mask_u8 = None if mask is None else as_mask(mask, (B, T))
         h, c = self._initial_state(initial_state, B)
@@ -336,25 +336,29 @@ class LSTM:
     def _check_input(self, x):
         if not (type(x) is np.ndarray and x.dtype == self.dtype and x.flags.c_contiguous):
             x = as_float_array(x, self.dtype, lambda: f"{self._label()} input")
-        if x.ndim != 3:
+        shape = x.shape
+        if len(shape) != 3:
             raise ValueError(f"{self._label()} expects input of shape (batch, timesteps, features), "
-                             f"got {x.ndim}-D input of shape {x.shape}")
-        if x.shape[0] == 0 or x.shape[1] == 0:
+                             f"got {x.ndim}-D input of shape {shape}")
+        B, T, D = shape
+        if B == 0 or T == 0:
             raise ValueError(f"{self._label()} needs at least one sample and one timestep, "
-                             f"got input of shape {x.shape}")
-        if self.input_dim is not None and x.shape[2] != self.input_dim:
+                             f"got input of shape {shape}")
+        if D != self.input_dim and self.input_dim is not None:
             raise ValueError(f"{self._label()} was built for {self.input_dim} features, "
-                             f"got input with {x.shape[2]} (shape {x.shape})")
-        if self.stateful and self.batch_size is not None and x.shape[0] != self.batch_size:
+                             f"got input with {D} (shape {shape})")
+        if self.stateful and B != self.batch_size and self.batch_size is not None:
             raise ValueError(
                 f"{self._label()} is stateful with state for batch size {self.batch_size}, got input "
-                f"of shape {x.shape}. Feed batches of {self.batch_size} samples, or start fresh state "
-                f"for {x.shape[0]} with reset_states(batch_size={x.shape[0]}).")
+                f"of shape {shape}. Feed batches of {self.batch_size} samples, or start fresh state "
+                f"for {B} with reset_states(batch_size={B}).")
         return x
 
     def _initial_state(self, initial_state, B):
         """(h, c) to start from, arrays the kernel will overwrite with the final state:
         fresh ones, or a stateful layer's own stored state (updated in place)."""
+        if initial_state is None and self._states is not None:   # a stateful layer's next batch
+            return self._states
         shape = (B, self.units)
         if initial_state is not None:
             states = list(initial_state)

@@ -26,6 +26,10 @@ from ._openmp cimport LSTMC_OPENMP_ENABLED, omp_get_num_procs
 
 cdef extern from "_activations.h" nogil:
     int LSTMC_N_ACTIVATIONS
+    void lstmc_activate_f(int code, float *x, Py_ssize_t n)
+    void lstmc_activate_d(int code, double *x, Py_ssize_t n)
+    void lstmc_activate_portable_f(int code, float *x, Py_ssize_t n)
+    void lstmc_activate_portable_d(int code, double *x, Py_ssize_t n)
 
 cdef extern from "_recurrence.h" nogil:
     ctypedef struct lstmc_recurrence_args:
@@ -89,6 +93,28 @@ MIN_CALL_WORK_FOR_THREADS = _MIN_CALL_WORK_FOR_THREADS
 #: Steps whose input projection is computed ahead at a time (small batches): enough rows
 #: for full tiles, few enough that the buffer stays in L2.
 PROJECTION_STEPS = 32
+
+
+def apply_activation(int code, values, bint portable=False):
+    """Apply activation ``code`` in place to a C-contiguous float32/float64 vector, as the
+    kernel does; ``portable``: with the loops every CPU runs, not the AVX-512 gates
+    (where the CPU has them). For tests: the two must agree."""
+    if not 0 <= code < LSTMC_N_ACTIVATIONS:
+        raise ValueError(f"unknown activation code {code}")
+    cdef float[::1] single
+    cdef double[::1] double_
+    if isinstance(values, np.ndarray) and values.dtype == np.float32:
+        single = values
+        if portable:
+            lstmc_activate_portable_f(code, &single[0], single.shape[0])
+        else:
+            lstmc_activate_f(code, &single[0], single.shape[0])
+    else:
+        double_ = values
+        if portable:
+            lstmc_activate_portable_d(code, &double_[0], double_.shape[0])
+        else:
+            lstmc_activate_d(code, &double_[0], double_.shape[0])
 
 
 def _first_valid_steps(mask, T, go_backwards):

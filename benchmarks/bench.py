@@ -8,7 +8,10 @@ A time is the median of repeated runs after a warm-up; the number of repeats is
 chosen so that a measurement takes ~0.75 s (at least 5 runs; --quick: ~0.1 s, 3).
 Before each measurement the process sleeps 0.25 s, so that the thread pools of the
 engine measured before (OpenMP, ONNX Runtime, OpenBLAS workers spin after a run) are
-idle and do not take a core from the next one.
+idle and do not take a core from the next one. lstm_c's own ratios (trace / fast,
+float64 / float32) come from one round-robin measurement of the three calls (one call
+of each per round, ~2.25 s): measured apart, a drift of the machine's speed between the
+measurements showed in the ratio (trace / fast from 0.8 to 1.4 in runs minutes apart).
 Competitors that cannot be imported show "-".
 
 GFLOP/s counts 2*B*T*4H*(D+H) flops (the two GEMMs), and "% sgemm" relates that
@@ -161,6 +164,19 @@ def measure(fn, target_s, min_reps, max_reps=10_000, first=None):
     return statistics.median(time_once(fn) for _ in range(reps)), reps
 
 
+def paired_medians(fns, target_s, min_reps, max_reps=10_000):
+    """Median seconds per call of each of ``fns``, measured round-robin (one call of each
+    per round, after a warm-up of each) so that a drift in the machine's speed, which on a
+    shared VM moves 10-25% between seconds, hits every one alike: for ratios between them."""
+    firsts = [time_once(fn) for fn in fns]
+    reps = int(min(max_reps, max(min_reps, math.ceil(target_s / max(sum(firsts), 1e-7)))))
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, row in zip(fns, times):
+            row.append(time_once(fn))
+    return [statistics.median(row) for row in times]
+
+
 def settle(seconds=0.25):
     """Let the thread pools of the engine measured before go idle. OpenMP (torch), ONNX
     Runtime and OpenBLAS workers spin for a while after a run (OpenBLAS: ~2^28 cycles) and
@@ -277,11 +293,10 @@ def bench_shape(name, engines, args, peak):
     trace = layer.trace(x)
     if not np.array_equal(trace.outputs, expected):
         res["notes"].append("WARNING: lstm_c trace outputs differ from the fast path")
-    settle()
-    res["trace_ratio"] = measure(lambda: layer.trace(x), target, min_reps)[0] * 1e3 / t_fast
     run64 = build_lstm_c(K, R, b, x, args.threads, "float64")[0]
     settle()
-    res["f64_ratio"] = measure(run64, target, min_reps)[0] * 1e3 / t_fast
+    fast, traced, double = paired_medians([run_c, lambda: layer.trace(x), run64], 3 * target, min_reps)
+    res["trace_ratio"], res["f64_ratio"] = traced / fast, double / fast
     if B == 1 and T == 1:
         settle()
         res["stateful_step_us"] = stream_latency_us(K, R, b, x, target)

@@ -17,6 +17,7 @@ grow with the number of timesteps.
 import numpy as np
 
 cimport numpy as cnp
+from cython cimport floating
 
 cnp.import_array()
 
@@ -95,26 +96,18 @@ MIN_CALL_WORK_FOR_THREADS = _MIN_CALL_WORK_FOR_THREADS
 PROJECTION_STEPS = 32
 
 
-def apply_activation(int code, values, bint portable=False):
+def apply_activation(int code, floating[::1] values, bint portable=False):
     """Apply activation ``code`` in place to a C-contiguous float32/float64 vector, as the
     kernel does; ``portable``: with the loops every CPU runs, not the AVX-512 gates
     (where the CPU has them). For tests: the two must agree."""
     if not 0 <= code < LSTMC_N_ACTIVATIONS:
         raise ValueError(f"unknown activation code {code}")
-    cdef float[::1] single
-    cdef double[::1] double_
-    if isinstance(values, np.ndarray) and values.dtype == np.float32:
-        single = values
-        if portable:
-            lstmc_activate_portable_f(code, &single[0], single.shape[0])
-        else:
-            lstmc_activate_f(code, &single[0], single.shape[0])
+    if values.shape[0] == 0:
+        return
+    if floating is float:
+        (lstmc_activate_portable_f if portable else lstmc_activate_f)(code, &values[0], values.shape[0])
     else:
-        double_ = values
-        if portable:
-            lstmc_activate_portable_d(code, &double_[0], double_.shape[0])
-        else:
-            lstmc_activate_d(code, &double_[0], double_.shape[0])
+        (lstmc_activate_portable_d if portable else lstmc_activate_d)(code, &values[0], values.shape[0])
 
 
 def _first_valid_steps(mask, T, go_backwards):

@@ -144,7 +144,7 @@ static int lstmc_team_barrier(lstmc_team *team, double step_seconds) {
  * streamed past the caches (no read-for-ownership of 6 x the output, and the weights the
  * next step needs are not evicted by it). Other rows (a ragged block, 32-byte blocks whose
  * line the neighbouring block completes much later, an unaligned buffer) are copied. */
-#ifdef LSTMC_HAVE_MXCSR
+#if defined(__x86_64__) || defined(__i386__)
 /* One 64-byte streaming store. Only 512-bit blocks have 64-byte rows, and those are packed
  * only where the CPU has AVX-512 (lstmc_wide_blocks): the AVX-512 clones inline this. */
 __attribute__((target("avx512f")))
@@ -252,8 +252,8 @@ static inline ptrdiff_t lstmc_tile_size(ptrdiff_t left, ptrdiff_t most) {
 /* blocks blks[0 .. nb). acc is gate-major, acc[((gate * nb + q) * ns + s) * W + lane], */    \
 /* so each activation is one loop over nb * ns * W values: with one sample, finishing   */    \
 /* one block at a time left a chain of dependent exp/divide latencies per block (a      */    \
-/* fifth of a step); finishing LSTMC_CHUNK blocks together overlaps them. Cloned like   */    \
-/* the tiles: the activations inline into it (and it into the two versions below).     */    \
+/* fifth of a step); finishing LSTMC_CHUNK blocks together overlaps them. It and the   */    \
+/* activations inline into the two versions below, which are cloned like the tiles.     */    \
 static inline __attribute__((always_inline))                                                  \
 void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *acc,            \
                                   ptrdiff_t ns, ptrdiff_t nb, const ptrdiff_t *blks,          \

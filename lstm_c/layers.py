@@ -3,17 +3,15 @@
 The layers validate and allocate; the loops live in the engine (``_core``).
 """
 
-import sys
-
 import numpy as np
 
 from . import _core, initializers
+from ._buffers import aligned_empty, referenced_elsewhere
 from ._symbolic import is_symbolic, symbolic_call
 from ._threads import effective_n_threads
 from ._validation import as_float_array, as_mask, as_state, resolve_dtype
 from .activations import activation_code, canonical_name
 from .core_layers import Dense, Dropout, Embedding, Masking  # re-exported: every layer from one place
-from ._buffers import aligned_empty, referenced_elsewhere
 from .trace import Trace
 
 __all__ = ["LSTM", "Bidirectional", "Dense", "Dropout", "Embedding", "Masking"]

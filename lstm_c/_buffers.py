@@ -1,7 +1,7 @@
 """Arrays that start on a cache line, for the kernel's streamed stores.
 
-The kernel writes a trace with non-temporal stores of whole 64-byte lines (a trace is six
-times the output and is not read again by the call: streaming it keeps the weights in
+The kernel writes a large trace with non-temporal stores of whole 64-byte lines (a trace is
+six times the output and is not read again by the call: streaming it keeps the weights in
 cache and saves reading every line before overwriting it). Those stores need 64-byte
 aligned rows, and NumPy aligns large arrays to 16 bytes only.
 """
@@ -15,20 +15,16 @@ __all__ = ["CACHE_LINE", "aligned_empty", "referenced_elsewhere"]
 
 CACHE_LINE = 64
 
-#: Below this a trace fits in cache anyway; aligning it would only cost a streaming
-#: step's Python time (one (1, 1, 128) step's trace is 3 KB).
-STREAMED_BYTES = 1 << 18
 
+def aligned_empty(shape, dtype, min_bytes=0):
+    """``np.empty(shape, dtype)`` (``dtype`` an ``np.dtype``), starting on a cache line when it
+    has at least ``min_bytes``.
 
-def aligned_empty(shape, dtype):
-    """``np.empty(shape, dtype)`` (``dtype`` an ``np.dtype``) starting on a cache line when it
-    is large enough to matter.
-
-    The result is a view of a byte buffer (its ``base``): whoever checks how many
-    references an aligned buffer has must count the base's."""
+    An aligned result is a view of a byte buffer (its ``base``): whoever checks how many
+    references it has must count the base's."""
     # (np.prod and np.dtype() here were 2.6 us, more than half a streaming step)
     nbytes = dtype.itemsize * math.prod(shape)
-    if nbytes < STREAMED_BYTES:
+    if nbytes < min_bytes:
         return np.empty(shape, dtype)
     raw = np.empty(nbytes + CACHE_LINE, np.uint8)
     skip = -raw.ctypes.data % CACHE_LINE

@@ -9,6 +9,7 @@ N_ACTIVATIONS: int
 MIN_STEP_WORK_PER_THREAD: int
 MIN_CALL_WORK_FOR_THREADS: int
 PROJECTION_STEPS: int
+STREAMED_TRACE_BYTES: int
 
 def openmp_enabled() -> bool: ...
 def cpu_count() -> int: ...

@@ -57,8 +57,12 @@ cdef extern from "_recurrence.h" nogil:
     int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
     int lstmc_wide_blocks()
     int lstmc_tile_samples(Py_ssize_t W, int is_double)
+    size_t LSTMC_STREAMED_TRACE_BYTES
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
+#: Traces of at least this many bytes are written past the caches, in rows that start on a
+#: cache line (lstm_c._buffers.aligned_empty); smaller ones stay in cache for their reader.
+STREAMED_TRACE_BYTES = LSTMC_STREAMED_TRACE_BYTES
 
 
 def openmp_enabled():

@@ -140,10 +140,14 @@ static int lstmc_team_barrier(lstmc_team *team, double step_seconds) {
         else memset((dst), 0, (lanes) * sizeof(REAL));                                        \
     } while (0)
 
-/* Trace rows are written once and not read again by the call: whole 64-byte lines are
- * streamed past the caches (no read-for-ownership of 6 x the output, and the weights the
- * next step needs are not evicted by it). Other rows (a ragged block, 32-byte blocks whose
- * line the neighbouring block completes much later, an unaligned buffer) are copied. */
+/* Trace rows are written once and not read again by the call: in a trace larger than half
+ * the L3, whole 64-byte lines are streamed past the caches (no read-for-ownership of 6 x
+ * the output, and the weights the next step needs are not evicted by it). A smaller trace
+ * is better left in cache, where what reads it next (a training step's backward: 2.4 MB
+ * for LSTM(64) on 32 x 50, 15% slower streamed) finds it. Other rows (a ragged block,
+ * 32-byte blocks whose line the neighbouring block completes much later, an unaligned
+ * buffer) are copied. */
+#define LSTMC_STREAMED_TRACE_BYTES ((size_t)16 << 20)
 #if defined(__x86_64__) || defined(__i386__)
 /* One 64-byte streaming store. Only 512-bit blocks have 64-byte rows, and those are packed
  * only where the CPU has AVX-512 (lstmc_wide_blocks): the AVX-512 clones inline this. */
@@ -151,9 +155,9 @@ __attribute__((target("avx512f")))
 static inline void lstmc_stream_line(void *dst, const void *src) {
     _mm512_stream_ps((float *)dst, _mm512_loadu_ps(src));
 }
-#define LSTMC_STREAM_LANES(dst, src, lanes, W, REAL)                                          \
+#define LSTMC_STREAM_LANES(stream, dst, src, lanes, W, REAL)                                  \
     do {                                                                                      \
-        if ((W) * sizeof(REAL) == 64 && (lanes) == (W) && ((size_t)(dst) & 63) == 0)          \
+        if ((stream) && (W) * sizeof(REAL) == 64 && (lanes) == (W) && ((size_t)(dst) & 63) == 0) \
             lstmc_stream_line((dst), (src));                                                  \
         else                                                                                  \
             LSTMC_COPY_LANES(dst, src, lanes, W, REAL);                                       \
@@ -161,7 +165,7 @@ static inline void lstmc_stream_line(void *dst, const void *src) {
 /* Streamed stores are weakly ordered: fence them before the caller can read the trace. */
 #define lstmc_fence_streamed_stores() _mm_sfence()
 #else
-#define LSTMC_STREAM_LANES LSTMC_COPY_LANES
+#define LSTMC_STREAM_LANES(stream, dst, src, lanes, W, REAL) LSTMC_COPY_LANES(dst, src, lanes, W, REAL)
 #define lstmc_fence_streamed_stores() ((void)0)
 #endif
 
@@ -261,6 +265,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
                                   const REAL *h_prev, REAL *h_next) {                         \
     enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
     const ptrdiff_t run = ns * W, n = nb * run, BTU = a->B * a->T * a->U;                     \
+    const int stream = 6 * (size_t)BTU * sizeof(REAL) >= LSTMC_STREAMED_TRACE_BYTES;           \
     ptrdiff_t q, s, gate, lane;                                                               \
     /* units past U in a ragged last block are padding lanes: they start from c = 0 */        \
     REAL c_old[LSTMC_CHUNK * NSMAX * W], c_new[LSTMC_CHUNK * NSMAX * W];                      \
@@ -309,10 +314,10 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
             }                                                                                 \
             if (a->trace != NULL) {                                                           \
                 for (gate = 0; gate < 4; gate++)                                              \
-                    LSTMC_STREAM_LANES(a->trace + gate * BTU + row, acc + gate * n + at,      \
-                                       lanes, W, REAL);                                       \
-                LSTMC_STREAM_LANES(a->trace + 4 * BTU + row, c, lanes, W, REAL);              \
-                LSTMC_STREAM_LANES(a->trace + 5 * BTU + row, hn, lanes, W, REAL);             \
+                    LSTMC_STREAM_LANES(stream, a->trace + gate * BTU + row,                   \
+                                       acc + gate * n + at, lanes, W, REAL);                  \
+                LSTMC_STREAM_LANES(stream, a->trace + 4 * BTU + row, c, lanes, W, REAL);      \
+                LSTMC_STREAM_LANES(stream, a->trace + 5 * BTU + row, hn, lanes, W, REAL);     \
             }                                                                                 \
         }                                                                                     \
     }                                                                                         \

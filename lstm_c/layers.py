@@ -292,7 +292,7 @@ class LSTM:
             rec_dropout_mask = self._dropout_mask((B, U), self.recurrent_dropout)
 
         out_last = np.empty((B, U), self.dtype)
-        trace = (aligned_empty((6, B, T, U), self.dtype) if want_trace
+        trace = (aligned_empty((6, B, T, U), self.dtype, _core.STREAMED_TRACE_BYTES) if want_trace
                  else self._training_trace((6, B, T, U)) if saved is not None else None)
         # Unmasked, the outputs are the trace's h: a trace need not write them twice.
         shared_outputs = want_trace and mask_u8 is None
@@ -328,7 +328,7 @@ class LSTM:
         buffer = self.__dict__.get("_trace_buffer")
         # held here: the attribute and the `buffer` local
         if buffer is None or buffer.shape != shape or referenced_elsewhere(buffer, held=2):
-            buffer = self._trace_buffer = aligned_empty(shape, self.dtype)
+            buffer = self._trace_buffer = aligned_empty(shape, self.dtype, _core.STREAMED_TRACE_BYTES)
         return buffer
 
     def _check_input(self, x):

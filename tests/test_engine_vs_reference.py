@@ -194,12 +194,13 @@ def test_trace_equals_fast_path(rng, dtype, go_backwards):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("units", [48, 40])
+@pytest.mark.parametrize("units", [384, 392])
 def test_a_streamed_trace_equals_a_copied_one(rng, monkeypatch, dtype, units):
-    """A large trace starts on a cache line and the kernel streams its full 64-byte rows past
-    the caches (40 units: the last block is ragged and copied); into a buffer whose rows are
-    not aligned every row is copied. Same bits, masked steps included, at 1 and 2 threads."""
-    B, T, D = 12, 30, 5   # a float32 trace of 40 units is 345 KB: aligned
+    """A trace of at least STREAMED_TRACE_BYTES starts on a cache line and the kernel streams
+    its full 64-byte rows past the caches (392 units: the last block is ragged and copied);
+    into a buffer whose rows are not aligned every row is copied. Same bits, masked steps
+    included, at 1 and 2 threads."""
+    B, T, D = 8, 256, 5   # a float32 trace of 384 units: 18.9 MB
     x, K, R, b = random_problem(rng, B, T, D, units, dtype)
     mask = rng.random((B, T)) < 0.8
     layer = lstm_c.LSTM(units, dtype=dtype)
@@ -207,6 +208,7 @@ def test_a_streamed_trace_equals_a_copied_one(rng, monkeypatch, dtype, units):
     for n_threads in (1, 2):
         monkeypatch.setattr(lstm_c._threads, "_configured", n_threads)
         streamed = layer.trace(x, mask=mask)
+        assert streamed.states.nbytes >= lstm_c._core.STREAMED_TRACE_BYTES
         assert streamed.i.ctypes.data % 64 == 0
         size = 6 * B * T * units
         unaligned = np.empty(size + 1, dtype)[1:].reshape(6, B, T, units)

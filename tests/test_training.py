@@ -271,12 +271,12 @@ def test_fused_adam_equals_the_numpy_formulas(monkeypatch, dtype, amsgrad):
             np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
-@pytest.mark.parametrize("batch, units", [(2, 4), (4, 256)])
+@pytest.mark.parametrize("batch, units", [(2, 4), (16, 704)])
 def test_training_calls_reuse_the_trace_only_once_it_is_released(batch, units):
     """A training call reuses the previous call's trace buffer (no fresh 40 MB to fault in
     every step), but never one that something still holds: a shared layer's earlier call in
-    the same step, or a caller keeping a view of it. (4, 256): a trace large enough to be
-    cache-line aligned, a view of a byte buffer, which its views reference instead."""
+    the same step, or a caller keeping a view of it. (16, 704): a 17 MB trace, streamed and
+    so cache-line aligned: a view of a byte buffer, which its views reference instead."""
     layer = lstm_c.LSTM(units, return_sequences=True, seed=0)
     x = np.ones((batch, 64, 5), np.float32)
     _, first = layer.call_for_training(x)
@@ -286,6 +286,8 @@ def test_training_calls_reuse_the_trace_only_once_it_is_released(batch, units):
     del first, second
     _, third = layer.call_for_training(x)
     assert third["trace"].ctypes.data == address     # released: reused
+    streamed = third["trace"].nbytes >= lstm_c._core.STREAMED_TRACE_BYTES
+    assert (third["trace"].base is not None) == streamed == (units == 704)
     np.testing.assert_array_equal(third["trace"], expected)
     kept_view = third["trace"][5]
     del third

@@ -398,7 +398,7 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
                 lstmc_finish_chunk_##SFX##W(a, acc, ns, nb, blks, b0, k, t, h_prev, h_next);  \
         }                                                                                     \
     }                                                                                         \
-}                                                                                             \
+}
 
 #define LSTMC_DEFINE_ARGS(SFX, REAL)                                                           \
 typedef struct {                                                                              \

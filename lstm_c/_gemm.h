@@ -32,8 +32,26 @@ enum { LSTMC_GEMM_NR = 32, LSTMC_GEMM_MR = 12, LSTMC_GEMM_KC = 128 };
 #define LSTMC_HAVE_AVX512_GEMM 1
 #define LSTMC_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 
+/* acc[i] += sum over k < kc of A(i, k) * bp[k * 32 + 0:32], then C[i, 0:32] = acc[i]: the
+ * loop both micro-kernels share; they differ only in where A(i, k) is read. */
+#define LSTMC_MICRO_ACCUMULATE_AND_STORE(MR, A_IK)                                             \
+    for (k = 0; k < kc; k++) {                                                                 \
+        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16);\
+        _Pragma("GCC unroll 12")                                                               \
+        for (i = 0; i < MR; i++) {                                                             \
+            const __m512 ai = _mm512_set1_ps(A_IK);                                            \
+            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);                                        \
+            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);                                        \
+        }                                                                                      \
+    }                                                                                          \
+    _Pragma("GCC unroll 12")                                                                   \
+    for (i = 0; i < MR; i++) {                                                                 \
+        _mm512_storeu_ps(c + i * ldc, acc0[i]);                                                \
+        _mm512_storeu_ps(c + i * ldc + 16, acc1[i]);                                           \
+    }
+
 #define LSTMC_DEFINE_MICRO(MR)                                                                 \
-LSTMC_AVX512 static void lstmc_micro##MR(ptrdiff_t kc, const float *a, ptrdiff_t ks,          \
+LSTMC_AVX512 static void lstmc_micro##MR(ptrdiff_t kc, const float *a, ptrdiff_t ks,           \
                                         const float *bp, float *c, ptrdiff_t ldc,              \
                                         int accumulate) {                                      \
     __m512 acc0[MR], acc1[MR];                                                                 \
@@ -43,21 +61,7 @@ LSTMC_AVX512 static void lstmc_micro##MR(ptrdiff_t kc, const float *a, ptrdiff_t
         acc0[i] = accumulate ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();             \
         acc1[i] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();        \
     }                                                                                          \
-    for (k = 0; k < kc; k++) {                                                                 \
-        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16); \
-        const float *ak = a + k * ks;                                                          \
-        _Pragma("GCC unroll 12")                                                               \
-        for (i = 0; i < MR; i++) {                                                             \
-            const __m512 ai = _mm512_set1_ps(ak[i]);                                           \
-            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);                                        \
-            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);                                        \
-        }                                                                                      \
-    }                                                                                          \
-    _Pragma("GCC unroll 12")                                                                   \
-    for (i = 0; i < MR; i++) {                                                                 \
-        _mm512_storeu_ps(c + i * ldc, acc0[i]);                                                \
-        _mm512_storeu_ps(c + i * ldc + 16, acc1[i]);                                           \
-    }                                                                                          \
+    LSTMC_MICRO_ACCUMULATE_AND_STORE(MR, a[k * ks + i])                                        \
 }
 
 LSTMC_DEFINE_MICRO(12)
@@ -79,20 +83,7 @@ LSTMC_AVX512 static void lstmc_micro_rows##MR(ptrdiff_t kc, const float *const *
         acc0[i] = acc1[i] = _mm512_setzero_ps();                                               \
         r[i] = row[i];                                                                         \
     }                                                                                          \
-    for (k = 0; k < kc; k++) {                                                                 \
-        const __m512 b0 = _mm512_loadu_ps(bp + k * 32), b1 = _mm512_loadu_ps(bp + k * 32 + 16); \
-        _Pragma("GCC unroll 12")                                                               \
-        for (i = 0; i < MR; i++) {                                                             \
-            const __m512 ai = _mm512_set1_ps(r[i][k]);                                         \
-            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);                                        \
-            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);                                        \
-        }                                                                                      \
-    }                                                                                          \
-    _Pragma("GCC unroll 12")                                                                   \
-    for (i = 0; i < MR; i++) {                                                                 \
-        _mm512_storeu_ps(c + i * ldc, acc0[i]);                                                \
-        _mm512_storeu_ps(c + i * ldc + 16, acc1[i]);                                           \
-    }                                                                                          \
+    LSTMC_MICRO_ACCUMULATE_AND_STORE(MR, r[i][k])                                              \
 }
 
 LSTMC_DEFINE_MICRO_ROWS(12)

@@ -348,21 +348,26 @@ static void lstmc_finish_chunk_##SFX##W(const lstmc_recurrence_args_##SFX *a, RE
 /* x_t @ kernel + bias for processing steps [kb0, kb1) into the projection buffer, blocks */ \
 /* [blk0, blk1), all samples. Rows of one sample at consecutive steps are D apart in x   */  \
 /* (-D going backwards), so a tile runs over NS steps: full register reuse even at B=1.  */  \
+/* A block's first tiles prefetch the next block's kernel rows, as in a step below.      */  \
 static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,     \
                                    ptrdiff_t blk1, ptrdiff_t kb0, ptrdiff_t kb1) {            \
     const ptrdiff_t D = a->D, ld_x = a->go_backwards ? -D : D, row = a->B * 4 * W;            \
-    ptrdiff_t blk, b, kk, ns;                                                                 \
+    const ptrdiff_t kernel_lines = D * 4 * W * sizeof(REAL) / 64;                             \
+    ptrdiff_t blk, b, kk, ns, tile;                                                           \
     for (blk = blk0; blk < blk1; blk++) {                                                     \
         const REAL *w_in = a->wp + blk * (D + a->U) * 4 * W;                                  \
         const REAL *bias = a->bias != NULL ? a->bias + blk * 4 * W : NULL;                    \
+        tile = 0;                                                                             \
         for (b = 0; b < a->B; b++)                                                            \
-            for (kk = 0; kk < kb1 - kb0; kk += ns) {                                          \
+            for (kk = 0; kk < kb1 - kb0; kk += ns, tile++) {                                  \
                 const ptrdiff_t k = kb0 + kk, t = a->go_backwards ? a->T - 1 - k : k;         \
+                const char *prefetch = blk + 1 < blk1 && (tile + 1) * D <= kernel_lines       \
+                    ? (const char *)(w_in + (D + a->U) * 4 * W) + 64 * tile * D : NULL;       \
                 ns = lstmc_tile_size(kb1 - kb0 - kk, LSTMC_NS_##SFX##W);                     \
                 lstmc_tile_##SFX##W(ns, bias, 0, w_in, a->x + (b * a->T + t) * D, ld_x, D,     \
                                     NULL, NULL, 0, 0,                                         \
                                     a->projection + (blk * a->TB + kk) * row + b * 4 * W,     \
-                                    row, W, NULL);                                            \
+                                    row, W, prefetch);                                        \
             }                                                                                 \
     }                                                                                         \
 }                                                                                             \

@@ -10,6 +10,7 @@ MIN_STEP_WORK_PER_THREAD: int
 MIN_CALL_WORK_FOR_THREADS: int
 PROJECTION_STEPS: int
 STREAMED_TRACE_BYTES: int
+L2_BYTES: int
 
 def openmp_enabled() -> bool: ...
 def cpu_count() -> int: ...

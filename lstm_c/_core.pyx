@@ -52,10 +52,11 @@ cdef extern from "_recurrence.h" nogil:
         void *out_last
         void *trace
         Py_ssize_t k_begin, k_end
-        int n_threads, is_double
+        int n_threads, prefetch, is_double
     void lstmc_recurrence(const lstmc_recurrence_args *args)
     int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
     int lstmc_wide_blocks()
+    long lstmc_l2_bytes()
     int lstmc_tile_samples(Py_ssize_t W, int is_double)
     size_t LSTMC_STREAMED_TRACE_BYTES
 
@@ -63,6 +64,10 @@ N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
 #: Traces of at least this many bytes are written past the caches, in rows that start on a
 #: cache line (lstm_c._buffers.aligned_empty); smaller ones stay in cache for their reader.
 STREAMED_TRACE_BYTES = LSTMC_STREAMED_TRACE_BYTES
+#: The L2 cache of one core (from the C library; 1 MB where it does not say). A call whose
+#: weights per thread exceed twice this prefetches the next block's weights as it goes.
+L2_BYTES = lstmc_l2_bytes()
+cdef Py_ssize_t _PREFETCH_BYTES = 2 * L2_BYTES
 
 
 def openmp_enabled():
@@ -148,6 +153,7 @@ cdef class Kernel:
     cdef bint is_double
     cdef const void *weights_ptr
     cdef const void *bias_ptr
+    cdef Py_ssize_t weight_bytes
 
     def __init__(self, kernel, recurrent_kernel, bias, int activation, int recurrent_activation,
                  *, wide=None):
@@ -175,6 +181,7 @@ cdef class Kernel:
         self.activation, self.recurrent_activation = activation, recurrent_activation
         # pack_weights returns fresh C-contiguous arrays, which self keeps alive
         self.weights_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.weights)
+        self.weight_bytes = cnp.PyArray_NBYTES(<cnp.ndarray>self.weights)
         self.bias_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.bias) if self.bias is not None else NULL
 
     def forward(self, x, h, c, out_last, out_seq=None, trace=None, mask=None,
@@ -292,5 +299,6 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     args.go_backwards, args.zero_output_for_mask = go_backwards, zero_output_for_mask
     args.k_begin, args.k_end = 0, T
     args.n_threads, args.is_double = n_threads, kernel.is_double
+    args.prefetch = kernel.weight_bytes > _PREFETCH_BYTES * n_threads
     with nogil:
         lstmc_recurrence(&args)

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -361,7 +362,7 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
         for (b = 0; b < a->B; b++)                                                            \
             for (kk = 0; kk < kb1 - kb0; kk += ns, tile++) {                                  \
                 const ptrdiff_t k = kb0 + kk, t = a->go_backwards ? a->T - 1 - k : k;         \
-                const char *prefetch = blk + 1 < blk1 && (tile + 1) * D <= kernel_lines       \
+                const char *prefetch = a->prefetch && blk + 1 < blk1 && (tile + 1) * D <= kernel_lines \
                     ? (const char *)(w_in + (D + a->U) * 4 * W) + 64 * tile * D : NULL;       \
                 ns = lstmc_tile_size(kb1 - kb0 - kk, LSTMC_NS_##SFX##W);                     \
                 lstmc_tile_##SFX##W(ns, bias, 0, w_in, a->x + (b * a->T + t) * D, ld_x, D,     \
@@ -377,10 +378,11 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
 /* blocks in reverse: the blocks a step used last are still in L2 when the next one      */  \
 /* starts, where a fixed order would evict each block just before its turn when a        */  \
 /* thread's weights are a little larger than L2 (LSTM(256) on one core: 1 MB).           */  \
-/* With the input fused and several tiles per block, a block's first tiles also pull     */  \
-/* the next block's weights into L2, a tile's rows' worth of lines each: weights larger  */  \
-/* than the L3 share (LSTM(512) in float64: 16 MB) otherwise come from memory while the  */  \
-/* next block's first tile waits (big on one thread: float64 -10%, float32 -4%).         */  \
+/* When a thread's weights are far larger than L2 (a->prefetch) and the input is fused   */  \
+/* with several tiles per block, a block's first tiles also pull the next block's        */  \
+/* weights into L2, a tile's rows' worth of lines each: otherwise they come from L3 or   */  \
+/* memory (LSTM(512) in float64: 16 MB) while the next block's first tile waits (big on  */  \
+/* one thread: float64 -10%, float32 -4%). Weights that fit gain nothing from it.        */  \
 static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,        \
                                 ptrdiff_t blk1, ptrdiff_t k, ptrdiff_t kk, const REAL *h_in,  \
                                 const REAL *h_prev, REAL *h_next) {                           \
@@ -397,7 +399,7 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
         for (b0 = 0, tile = 0; b0 < a->B; b0 += ns, tile++) {                                 \
             const char *prefetch = NULL;                                                      \
             ns = lstmc_tile_size(a->B - b0, NSMAX);                                           \
-            if (chunk == 1 && a->projection == NULL && j + 1 < blk1 &&                        \
+            if (a->prefetch && chunk == 1 && a->projection == NULL && j + 1 < blk1 &&         \
                 (tile + 1) * (D + U) <= block_lines) {                                        \
                 const ptrdiff_t next = k % 2 ? blk0 + blk1 - 2 - j : j + 1;                   \
                 prefetch = (const char *)(a->wp + next * (D + U) * 4 * W) + 64 * tile * (D + U); \
@@ -441,6 +443,7 @@ typedef struct {                                                                
     REAL *out_seq, *out_last, *trace; /* (B, T, U), (B, U), (6, B, T, U); seq/trace may be NULL */\
     ptrdiff_t k_begin, k_end;         /* processing steps to run */                           \
     int n_threads;                                                                            \
+    int prefetch;                     /* a thread's weights are far larger than L2 */         \
 } lstmc_recurrence_args_##SFX;
 
 #define LSTMC_DEFINE_RECURRENCE(SFX, REAL, WIDE, NARROW)                                       \
@@ -535,6 +538,16 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
 enum { LSTMC_W_f = LSTMC_VECTOR_BYTES / sizeof(float), LSTMC_W_d = LSTMC_VECTOR_BYTES / sizeof(double),
        LSTMC_WIDE_W_f = 2 * LSTMC_W_f, LSTMC_WIDE_W_d = 2 * LSTMC_W_d };
 
+/* The L2 cache's size per core, for the prefetch decision (1 MB where the C library
+ * does not say). */
+static long lstmc_l2_bytes(void) {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (bytes > 0) return bytes;
+#endif
+    return 1L << 20;
+}
+
 static int lstmc_wide_blocks(void) {
 #if defined(LSTMC_HAVE_CLONES)
     __builtin_cpu_init();
@@ -577,7 +590,7 @@ typedef struct {
     int act, rec_act, go_backwards, zero_output_for_mask;
     void *out_seq, *out_last, *trace;
     ptrdiff_t k_begin, k_end;
-    int n_threads, is_double;
+    int n_threads, prefetch, is_double;
 } lstmc_recurrence_args;
 
 #define LSTMC_TYPED_ARGS(SFX, REAL, g)                                                           \
@@ -587,7 +600,8 @@ typedef struct {
         (REAL *)g->h_spare, (REAL *)g->c, (REAL *)g->h_dropped, (const REAL *)g->rec_dropout, \
         g->mask,                                                                              \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
-        (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->k_begin, g->k_end, g->n_threads}
+        (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->k_begin, g->k_end, g->n_threads, \
+        g->prefetch}
 
 /* Run processing steps [k_begin, k_end) of the LSTM. */
 static void lstmc_recurrence(const lstmc_recurrence_args *g) {

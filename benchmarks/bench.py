@@ -6,9 +6,12 @@ the same inputs, return_sequences=True. Before timing, every competitor's output
 is checked against lstm_c's (max abs difference <= 1e-4; a warning otherwise).
 A time is the median of repeated runs after a warm-up; the number of repeats is
 chosen so that a measurement takes ~0.75 s (at least 5 runs; --quick: ~0.1 s, 3).
-Before each measurement the process sleeps 0.25 s, so that the thread pools of the
-engine measured before (OpenMP, ONNX Runtime, OpenBLAS workers spin after a run) are
-idle and do not take a core from the next one. lstm_c's own ratios (trace / fast,
+The engines of a shape are measured in three interleaved rounds (lstm_c, torch, ONNX
+Runtime, lstm_c, torch, ...), each engine's runs split over them, so that a drift of a
+shared machine's speed over the seconds a shape takes hits every engine alike. Before
+each round's block the process sleeps 0.25 s, so that the thread pools of the engine
+measured before (OpenMP, ONNX Runtime, OpenBLAS workers spin after a run) are idle and
+do not take a core from the next one. lstm_c's own ratios (trace / fast,
 float64 / float32) come from one round-robin measurement of the three calls (one call
 of each per round, ~2.25 s): measured apart, a drift of the machine's speed between the
 measurements showed in the ratio (trace / fast from 0.8 to 1.4 in runs minutes apart).
@@ -57,6 +60,7 @@ TOLERANCE = 1e-4
 REFERENCE_LIMIT_S = 5.0   # skip the NumPy reference when one run is estimated above this
 RSS_SHAPE = "big"
 BUSY_LIMIT = 0.02          # share of the CPU used by other processes that spoils a measurement
+ROUNDS = 3                 # interleaved blocks each engine's runs of a shape are split into
 
 
 # ---------------------------------------------------------------- data and engines
@@ -157,11 +161,22 @@ def time_once(fn):
     return time.perf_counter() - t0
 
 
-def measure(fn, target_s, min_reps, max_reps=10_000, first=None):
-    """Median seconds per call after a warm-up; repeats fill ~target_s. -> (median, reps)."""
-    first = time_once(fn) if first is None else first  # warm-up, also the estimate
-    reps = int(min(max_reps, max(min_reps, math.ceil(target_s / max(first, 1e-7)))))
-    return statistics.median(time_once(fn) for _ in range(reps)), reps
+def interleaved_medians(runs, target_s, rounds=ROUNDS):
+    """Median seconds per call of each engine in ``runs`` ({name: (fn, min_reps,
+    max_reps)}): the repeats that fill ~target_s (estimated from one warm call) are split
+    into ``rounds`` blocks and the engines' blocks interleaved, each after settle() and one
+    untimed call (which wakes the engine's own thread pool). -> {name: (median, reps)}"""
+    per_round = {}
+    for name, (fn, min_reps, max_reps) in runs.items():
+        reps = min(max_reps, max(min_reps, math.ceil(target_s / max(time_once(fn), 1e-7))))
+        per_round[name] = math.ceil(reps / rounds)
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (fn, *_) in runs.items():
+            settle()
+            fn()
+            times[name].extend(time_once(fn) for _ in range(per_round[name]))
+    return {name: (statistics.median(row), len(row)) for name, row in times.items()}
 
 
 def paired_medians(fns, target_s, min_reps, max_reps=10_000):
@@ -258,9 +273,9 @@ def bench_shape(name, engines, args, peak):
 
     run_c, _, layer = build_lstm_c(K, R, b, x, args.threads)
     expected = run_c()
+    runs = {}
     for engine in engines:
         entry = res["engines"][engine] = {"ms": None}
-        first = None
         if engine == "reference":  # estimate from a few steps before committing to a full run
             k = min(T, 5)
             est = time_once(lambda: lstm_forward(x[:, :k], K, R, b)) * T / k
@@ -270,9 +285,7 @@ def bench_shape(name, engines, args, peak):
                 continue
         run, to_numpy = BUILDERS[engine](K, R, b, x, args.threads)
         if engine != "lstm_c":
-            t0 = time.perf_counter()
             out = to_numpy(run())
-            first = time.perf_counter() - t0
             diff = float(np.max(np.abs(out - expected)))
             entry["max_abs_diff"] = diff
             if not diff <= TOLERANCE:
@@ -280,10 +293,10 @@ def bench_shape(name, engines, args, peak):
                 print(msg, file=sys.stderr)
                 res["notes"].append(msg)
         reps = (3, 5) if engine == "reference" else (min_reps, 10_000)
-        settle()
-        sec, n = measure(run, target, reps[0], reps[1], first)
-        entry.update(ms=sec * 1e3, reps=n, gflops=flops / sec / 1e9,
-                     pct_sgemm=100 * flops / sec / 1e9 / peak)
+        runs[engine] = (run, *reps)
+    for engine, (sec, n) in interleaved_medians(runs, target).items():
+        res["engines"][engine].update(ms=sec * 1e3, reps=n, gflops=flops / sec / 1e9,
+                                      pct_sgemm=100 * flops / sec / 1e9 / peak)
 
     t_fast = res["engines"]["lstm_c"]["ms"]
     others = {e: v["ms"] for e, v in res["engines"].items() if e != "lstm_c" and v["ms"]}

@@ -181,13 +181,15 @@ static inline void lstmc_stream_line(void *dst, const void *src) {
  * weight vector loaded feeds NS FMAs, and 4 * NS independent chains hide the FMA latency.
  * Every lane sums its k in the same order whatever NS is, so a sample's result does not
  * depend on the samples it is batched with.
- * `prefetch` (or NULL) names n_a + n_b cache lines the caller wants in L2 soon: one is
- * requested per row, so fetching the next weights from memory overlaps this tile's FMAs
- * instead of stalling a later tile. */
-#define LSTMC_TILE_ROWS(REAL, W, NS, w, v, ldv, n, prefetch)                                   \
+ * `prefetch` (or NULL) starts `prefetch_lines` cache lines the caller wants in L2 soon,
+ * requested evenly over the tile's n_a + n_b rows (16.16 fixed point: no division in the
+ * loop), so the next weights stream in from memory while this tile's FMAs run instead of
+ * stalling a later tile. */
+#define LSTMC_TILE_ROWS(REAL, W, NS, w, v, ldv, n, row0)                                       \
     for (k = 0; k < (n); k++) {                                                               \
         const vec *wk = (const vec *)((w) + k * 4 * W);                                       \
-        if ((prefetch) != NULL) __builtin_prefetch((prefetch) + 64 * k, 0, 2);  /* to L2 */   \
+        if (prefetch != NULL)  /* to L2 */                                                    \
+            __builtin_prefetch(prefetch + 64 * (((row0) + k) * prefetch_step >> 16), 0, 2);   \
         const vec w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];                             \
         _Pragma("GCC unroll 8")                                                               \
         for (s = 0; s < NS; s++) {                                                            \
@@ -202,9 +204,9 @@ static inline void lstmc_stream_line(void *dst, const void *src) {
 #define LSTMC_TILE_PARAMS(REAL)                                                                \
     const REAL *init, ptrdiff_t ld_init, const REAL *w_a, const REAL *a, ptrdiff_t ld_a,      \
     ptrdiff_t n_a, const REAL *w_b, const REAL *b, ptrdiff_t ld_b, ptrdiff_t n_b, REAL *out,  \
-    ptrdiff_t ld_out_s, ptrdiff_t ld_out_g, const char *prefetch
-#define LSTMC_TILE_ARGS \
-    init, ld_init, w_a, a, ld_a, n_a, w_b, b, ld_b, n_b, out, ld_out_s, ld_out_g, prefetch
+    ptrdiff_t ld_out_s, ptrdiff_t ld_out_g, const char *prefetch, ptrdiff_t prefetch_lines
+#define LSTMC_TILE_ARGS init, ld_init, w_a, a, ld_a, n_a, w_b, b, ld_b, n_b, out, ld_out_s,        \
+    ld_out_g, prefetch, prefetch_lines
 
 #define LSTMC_DEFINE_TILE(SFX, REAL, W, NS)                                                    \
 LSTMC_CLONES                                                                                  \
@@ -212,6 +214,7 @@ static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL)) {               
     /* numpy guarantees element alignment only: unaligned vector loads and stores */         \
     typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));  \
     vec acc[NS][4];                                                                           \
+    const ptrdiff_t prefetch_step = prefetch != NULL ? (prefetch_lines << 16) / (n_a + n_b) : 0; \
     ptrdiff_t k;                                                                              \
     int s, g;                                                                                 \
     _Pragma("GCC unroll 8")                                                                   \
@@ -219,9 +222,8 @@ static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL)) {               
         _Pragma("GCC unroll 4")                                                               \
         for (g = 0; g < 4; g++)                                                               \
             acc[s][g] = init != NULL ? *(const vec *)(init + s * ld_init + g * W) : (vec){0}; \
-    LSTMC_TILE_ROWS(REAL, W, NS, w_a, a, ld_a, n_a, prefetch)                                 \
-    LSTMC_TILE_ROWS(REAL, W, NS, w_b, b, ld_b, n_b,                                           \
-                    prefetch != NULL ? prefetch + 64 * n_a : NULL)                            \
+    LSTMC_TILE_ROWS(REAL, W, NS, w_a, a, ld_a, n_a, 0)                                        \
+    LSTMC_TILE_ROWS(REAL, W, NS, w_b, b, ld_b, n_b, n_a)                                      \
     _Pragma("GCC unroll 8")                                                                   \
     for (s = 0; s < NS; s++)                                                                  \
         _Pragma("GCC unroll 4")                                                               \
@@ -254,6 +256,16 @@ static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL)) {        
 static inline ptrdiff_t lstmc_tile_size(ptrdiff_t left, ptrdiff_t most) {
     const ptrdiff_t tiles = (left + most - 1) / most;
     return (left + tiles - 1) / tiles;
+}
+
+/* Tile `tile` of `tiles` prefetches its share of the `lines` cache lines at `base`
+ * (*n of them; NULL when there is nothing to share out). One tile would have to request
+ * several lines per row, which slows it more than the prefetch gains. */
+static inline const char *lstmc_prefetch_share(const void *base, ptrdiff_t lines, ptrdiff_t tile,
+                                               ptrdiff_t tiles, ptrdiff_t *n) {
+    const ptrdiff_t first = tile * lines / tiles;
+    *n = (tile + 1) * lines / tiles - first;
+    return base != NULL && tiles > 1 ? (const char *)base + 64 * first : NULL;
 }
 
 /* ---- One block width W: gates and state update, a step, the input projection. ---------- */
@@ -349,12 +361,13 @@ static void lstmc_finish_chunk_##SFX##W(const lstmc_recurrence_args_##SFX *a, RE
 /* x_t @ kernel + bias for processing steps [kb0, kb1) into the projection buffer, blocks */ \
 /* [blk0, blk1), all samples. Rows of one sample at consecutive steps are D apart in x   */  \
 /* (-D going backwards), so a tile runs over NS steps: full register reuse even at B=1.  */  \
-/* A block's first tiles prefetch the next block's kernel rows, as in a step below.      */  \
+/* A block's tiles prefetch the next block's kernel rows, as in a step below.            */  \
 static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,     \
                                    ptrdiff_t blk1, ptrdiff_t kb0, ptrdiff_t kb1) {            \
     const ptrdiff_t D = a->D, ld_x = a->go_backwards ? -D : D, row = a->B * 4 * W;            \
-    const ptrdiff_t kernel_lines = D * 4 * W * sizeof(REAL) / 64;                             \
-    ptrdiff_t blk, b, kk, ns, tile;                                                           \
+    const ptrdiff_t kernel_lines = D * 4 * W * sizeof(REAL) / 64, NSMAX = LSTMC_NS_##SFX##W;  \
+    const ptrdiff_t tiles = a->B * ((kb1 - kb0 + NSMAX - 1) / NSMAX);                         \
+    ptrdiff_t blk, b, kk, ns, tile, lines;                                                    \
     for (blk = blk0; blk < blk1; blk++) {                                                     \
         const REAL *w_in = a->wp + blk * (D + a->U) * 4 * W;                                  \
         const REAL *bias = a->bias != NULL ? a->bias + blk * 4 * W : NULL;                    \
@@ -362,13 +375,13 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
         for (b = 0; b < a->B; b++)                                                            \
             for (kk = 0; kk < kb1 - kb0; kk += ns, tile++) {                                  \
                 const ptrdiff_t k = kb0 + kk, t = a->go_backwards ? a->T - 1 - k : k;         \
-                const char *prefetch = a->prefetch && blk + 1 < blk1 && (tile + 1) * D <= kernel_lines \
-                    ? (const char *)(w_in + (D + a->U) * 4 * W) + 64 * tile * D : NULL;       \
-                ns = lstmc_tile_size(kb1 - kb0 - kk, LSTMC_NS_##SFX##W);                     \
+                const REAL *next = a->prefetch && blk + 1 < blk1 ? w_in + (D + a->U) * 4 * W : NULL; \
+                const char *prefetch = lstmc_prefetch_share(next, kernel_lines, tile, tiles, &lines); \
+                ns = lstmc_tile_size(kb1 - kb0 - kk, NSMAX);                                  \
                 lstmc_tile_##SFX##W(ns, bias, 0, w_in, a->x + (b * a->T + t) * D, ld_x, D,     \
                                     NULL, NULL, 0, 0,                                         \
                                     a->projection + (blk * a->TB + kk) * row + b * 4 * W,     \
-                                    row, W, prefetch);                                        \
+                                    row, W, prefetch, lines);                                 \
             }                                                                                 \
     }                                                                                         \
 }                                                                                             \
@@ -379,10 +392,10 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
 /* starts, where a fixed order would evict each block just before its turn when a        */  \
 /* thread's weights are a little larger than L2 (LSTM(256) on one core: 1 MB).           */  \
 /* When a thread's weights are far larger than L2 (a->prefetch) and the input is fused   */  \
-/* with several tiles per block, a block's first tiles also pull the next block's        */  \
-/* weights into L2, a tile's rows' worth of lines each: otherwise they come from L3 or   */  \
-/* memory (LSTM(512) in float64: 16 MB) while the next block's first tile waits (big on  */  \
-/* one thread: float64 -10%, float32 -4%). Weights that fit gain nothing from it.        */  \
+/* with several tiles per block, a block's tiles also pull the next block's weights into */  \
+/* L2, each its share: otherwise they come from L3 or memory (LSTM(512) in float64:      */  \
+/* 16 MB) while the next block's first tile waits (big on one thread: float64 -10%,      */  \
+/* float32 -4%). Weights that fit gain nothing from it.                                  */  \
 static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,        \
                                 ptrdiff_t blk1, ptrdiff_t k, ptrdiff_t kk, const REAL *h_in,  \
                                 const REAL *h_prev, REAL *h_next) {                           \
@@ -391,31 +404,31 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
     /* blocks finished together: several when one tile holds every sample */                  \
     const ptrdiff_t chunk = a->B <= NSMAX ? LSTMC_CHUNK : 1;                                  \
     const ptrdiff_t block_lines = (D + U) * 4 * W * sizeof(REAL) / 64;                        \
-    ptrdiff_t j, q, nb, b0, ns, tile, blks[LSTMC_CHUNK];                                      \
+    const ptrdiff_t tiles = (a->B + NSMAX - 1) / NSMAX;                                       \
+    ptrdiff_t j, q, nb, b0, ns, tile, lines, blks[LSTMC_CHUNK];                               \
     REAL acc[LSTMC_CHUNK * NSMAX * 4 * W];                                                    \
     for (j = blk0; j < blk1; j += nb) {                                                       \
         nb = blk1 - j < chunk ? blk1 - j : chunk;                                             \
         for (q = 0; q < nb; q++) blks[q] = k % 2 ? blk0 + blk1 - 1 - (j + q) : j + q;         \
         for (b0 = 0, tile = 0; b0 < a->B; b0 += ns, tile++) {                                 \
-            const char *prefetch = NULL;                                                      \
+            const ptrdiff_t next = k % 2 ? blk0 + blk1 - 2 - j : j + 1;                       \
+            const char *prefetch = lstmc_prefetch_share(                                      \
+                a->prefetch && chunk == 1 && a->projection == NULL && j + 1 < blk1            \
+                    ? a->wp + next * (D + U) * 4 * W : NULL,                                  \
+                block_lines, tile, tiles, &lines);                                            \
             ns = lstmc_tile_size(a->B - b0, NSMAX);                                           \
-            if (a->prefetch && chunk == 1 && a->projection == NULL && j + 1 < blk1 &&         \
-                (tile + 1) * (D + U) <= block_lines) {                                        \
-                const ptrdiff_t next = k % 2 ? blk0 + blk1 - 2 - j : j + 1;                   \
-                prefetch = (const char *)(a->wp + next * (D + U) * 4 * W) + 64 * tile * (D + U); \
-            }                                                                                 \
             for (q = 0; q < nb; q++) {                                                        \
                 const ptrdiff_t blk = blks[q];                                                \
                 const REAL *w_in = a->wp + blk * (D + U) * 4 * W, *w_rec = w_in + D * 4 * W;  \
                 if (a->projection != NULL)                                                    \
                     lstmc_tile_##SFX##W(ns, a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W, \
                                         4 * W, NULL, NULL, 0, 0, w_rec, h_in + b0 * U, U, U,  \
-                                        acc + q * ns * W, W, nb * ns * W, NULL);              \
+                                        acc + q * ns * W, W, nb * ns * W, NULL, 0);           \
                 else                                                                          \
                     lstmc_tile_##SFX##W(ns, a->bias != NULL ? a->bias + blk * 4 * W : NULL, 0, \
                                         w_in, a->x + (b0 * a->T + t) * D, a->T * D, D,        \
                                         w_rec, h_in + b0 * U, U, U, acc + q * ns * W, W, nb * ns * W, \
-                                        prefetch);                                            \
+                                        prefetch, lines);                                     \
             }                                                                                 \
             if (nb == 1)                                                                      \
                 lstmc_finish_##SFX##W(a, acc, ns, blks[0], b0, k, t, h_prev, h_next);         \

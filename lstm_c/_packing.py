@@ -12,6 +12,8 @@ the thread that owns a block keeps it in its cache. Packing happens once per
 
 import numpy as np
 
+from ._buffers import aligned_empty
+
 __all__ = ["pack_weights", "padded_units"]
 
 
@@ -28,7 +30,9 @@ def pack_weights(kernel, recurrent_kernel, bias, lanes):
     units = recurrent_kernel.shape[0]
     n_blocks = padded_units(units, lanes) // lanes
     features = kernel.shape[0]
-    weights = np.empty((n_blocks, features + units, 4, lanes), np.result_type(kernel))
+    # on a cache line: a 512-bit row of weights straddling two lines costs the kernel's
+    # loads (NumPy aligns to 16 bytes only)
+    weights = aligned_empty((n_blocks, features + units, 4, lanes), np.result_type(kernel))
     _pack_rows(kernel, weights[:, :features], units, lanes)
     _pack_rows(recurrent_kernel, weights[:, features:], units, lanes)
     bias_packed = None

@@ -1,9 +1,10 @@
-"""Arrays that start on a cache line, for the kernel's streamed stores.
+"""Arrays that start on a cache line, for the kernel's streamed stores and packed weights.
 
 The kernel writes a large trace with non-temporal stores of whole 64-byte lines (a trace is
 six times the output and is not read again by the call: streaming it keeps the weights in
 cache and saves reading every line before overwriting it). Those stores need 64-byte
-aligned rows, and NumPy aligns large arrays to 16 bytes only.
+aligned rows, and NumPy aligns large arrays to 16 bytes only. The packed weights start on
+a line too, so that no 512-bit vector of them straddles two.
 """
 
 import math

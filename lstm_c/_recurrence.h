@@ -371,11 +371,11 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
     for (blk = blk0; blk < blk1; blk++) {                                                     \
         const REAL *w_in = a->wp + blk * (D + a->U) * 4 * W;                                  \
         const REAL *bias = a->bias != NULL ? a->bias + blk * 4 * W : NULL;                    \
+        const REAL *next = a->prefetch && blk + 1 < blk1 ? w_in + (D + a->U) * 4 * W : NULL;  \
         tile = 0;                                                                             \
         for (b = 0; b < a->B; b++)                                                            \
             for (kk = 0; kk < kb1 - kb0; kk += ns, tile++) {                                  \
                 const ptrdiff_t k = kb0 + kk, t = a->go_backwards ? a->T - 1 - k : k;         \
-                const REAL *next = a->prefetch && blk + 1 < blk1 ? w_in + (D + a->U) * 4 * W : NULL; \
                 const char *prefetch = lstmc_prefetch_share(next, kernel_lines, tile, tiles, &lines); \
                 ns = lstmc_tile_size(kb1 - kb0 - kk, NSMAX);                                  \
                 lstmc_tile_##SFX##W(ns, bias, 0, w_in, a->x + (b * a->T + t) * D, ld_x, D,     \
@@ -410,12 +410,11 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
     for (j = blk0; j < blk1; j += nb) {                                                       \
         nb = blk1 - j < chunk ? blk1 - j : chunk;                                             \
         for (q = 0; q < nb; q++) blks[q] = k % 2 ? blk0 + blk1 - 1 - (j + q) : j + q;         \
+        /* the block after this one, in this step's order (chunk == 1: nb == 1) */            \
+        const REAL *next = a->prefetch && chunk == 1 && a->projection == NULL && j + 1 < blk1 \
+            ? a->wp + (k % 2 ? blk0 + blk1 - 2 - j : j + 1) * (D + U) * 4 * W : NULL;         \
         for (b0 = 0, tile = 0; b0 < a->B; b0 += ns, tile++) {                                 \
-            const ptrdiff_t next = k % 2 ? blk0 + blk1 - 2 - j : j + 1;                       \
-            const char *prefetch = lstmc_prefetch_share(                                      \
-                a->prefetch && chunk == 1 && a->projection == NULL && j + 1 < blk1            \
-                    ? a->wp + next * (D + U) * 4 * W : NULL,                                  \
-                block_lines, tile, tiles, &lines);                                            \
+            const char *prefetch = lstmc_prefetch_share(next, block_lines, tile, tiles, &lines); \
             ns = lstmc_tile_size(a->B - b0, NSMAX);                                           \
             for (q = 0; q < nb; q++) {                                                        \
                 const ptrdiff_t blk = blks[q];                                                \

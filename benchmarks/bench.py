@@ -161,6 +161,11 @@ def time_once(fn):
     return time.perf_counter() - t0
 
 
+def repeats(seconds_per_round, target_s, min_reps, max_reps):
+    """Rounds of calls that fill ~target_s, within [min_reps, max_reps]."""
+    return int(min(max_reps, max(min_reps, math.ceil(target_s / max(seconds_per_round, 1e-7)))))
+
+
 def interleaved_medians(runs, target_s, rounds=ROUNDS):
     """Median seconds per call of each engine in ``runs`` ({name: (fn, min_reps,
     max_reps)}): the repeats that fill ~target_s (estimated from one warm call) are split
@@ -168,8 +173,7 @@ def interleaved_medians(runs, target_s, rounds=ROUNDS):
     untimed call (which wakes the engine's own thread pool). -> {name: (median, reps)}"""
     per_round = {}
     for name, (fn, min_reps, max_reps) in runs.items():
-        reps = min(max_reps, max(min_reps, math.ceil(target_s / max(time_once(fn), 1e-7))))
-        per_round[name] = math.ceil(reps / rounds)
+        per_round[name] = math.ceil(repeats(time_once(fn), target_s, min_reps, max_reps) / rounds)
     times = {name: [] for name in runs}
     for _ in range(rounds):
         for name, (fn, *_) in runs.items():
@@ -183,8 +187,7 @@ def paired_medians(fns, target_s, min_reps, max_reps=10_000):
     """Median seconds per call of each of ``fns``, measured round-robin (one call of each
     per round, after a warm-up of each) so that a drift in the machine's speed, which on a
     shared VM moves 10-25% between seconds, hits every one alike: for ratios between them."""
-    firsts = [time_once(fn) for fn in fns]
-    reps = int(min(max_reps, max(min_reps, math.ceil(target_s / max(sum(firsts), 1e-7)))))
+    reps = repeats(sum(time_once(fn) for fn in fns), target_s, min_reps, max_reps)
     times = [[] for _ in fns]
     for _ in range(reps):
         for fn, row in zip(fns, times):

@@ -49,4 +49,5 @@ class Kernel:
         zero_output_for_mask: bool = ...,
         n_threads: int = ...,
         projection_steps: Optional[int] = ...,
+        _team: Optional[dict] = ...,
     ) -> None: ...

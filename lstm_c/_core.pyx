@@ -53,12 +53,15 @@ cdef extern from "_recurrence.h" nogil:
         void *trace
         Py_ssize_t k_begin, k_end
         int n_threads, prefetch, is_double
+        double patience, regroup_first
+        int *team_counts
     void lstmc_recurrence(const lstmc_recurrence_args *args)
     int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
     int lstmc_wide_blocks()
     long lstmc_l2_bytes()
     int lstmc_tile_samples(Py_ssize_t W, int is_double)
     size_t LSTMC_STREAMED_TRACE_BYTES
+    double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
 #: Traces of at least this many bytes are written past the caches, in rows that start on a
@@ -186,7 +189,8 @@ cdef class Kernel:
 
     def forward(self, x, h, c, out_last, out_seq=None, trace=None, mask=None,
                 recurrent_dropout_mask=None, *, bint go_backwards=False,
-                bint zero_output_for_mask=False, int n_threads=1, projection_steps=None):
+                bint zero_output_for_mask=False, int n_threads=1, projection_steps=None,
+                dict _team=None):
         """Run the LSTM over ``x`` (B, T, D), writing results into the given arrays.
 
         ``h`` and ``c`` (B, U) hold the initial state on entry and the final state on
@@ -201,6 +205,10 @@ cdef class Kernel:
         ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it n
         steps ahead; None (the default) projects ahead when the batch is smaller than a
         tile. The results are the same bits either way.
+        ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
+        replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
+        a barrier a fall-back), and which receives ``fallbacks`` and ``regroups``: how often
+        the team left thread 0 alone and came back together.
         """
         cdef Py_ssize_t B, T, steps
         if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
@@ -215,7 +223,7 @@ cdef class Kernel:
         else:
             steps = projection_steps
         _forward(self, x, B, T, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
-                 go_backwards, zero_output_for_mask, n_threads, min(steps, T))
+                 go_backwards, zero_output_for_mask, n_threads, min(steps, T), _team)
 
 
 cdef void *_array_data(object arr, str name, int typenum, int ndim, Py_ssize_t d0, Py_ssize_t d1,
@@ -247,11 +255,12 @@ cdef void *_array_data(object arr, str name, int typenum, int ndim, Py_ssize_t d
 
 cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_seq, trace, mask,
               recurrent_dropout_mask, bint go_backwards, bint zero_output_for_mask, int n_threads,
-              Py_ssize_t projection_steps):
+              Py_ssize_t projection_steps, dict team):
     cdef Py_ssize_t D = kernel.input_dim, U = kernel.units
     cdef Py_ssize_t step_work
     cdef int real = cnp.NPY_DOUBLE if kernel.is_double else cnp.NPY_FLOAT
     cdef lstmc_recurrence_args args
+    cdef int team_counts[2]
     if B == 0 or T == 0:
         raise ValueError(f"the LSTM kernel needs at least one sample and one timestep, got {B} x {T}")
     args.x = _array_data(x, "x", real, 3, B, T, D, 0, False)
@@ -300,5 +309,13 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     args.k_begin, args.k_end = 0, T
     args.n_threads, args.is_double = n_threads, kernel.is_double
     args.prefetch = kernel.weight_bytes > _PREFETCH_BYTES * n_threads
+    args.patience, args.regroup_first = LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
+    team_counts[0] = team_counts[1] = 0
+    args.team_counts = team_counts
+    if team is not None:
+        args.patience = team.get("patience", args.patience)
+        args.regroup_first = team.get("regroup_first", args.regroup_first)
     with nogil:
         lstmc_recurrence(&args)
+    if team is not None:
+        team["fallbacks"], team["regroups"] = team_counts[0], team_counts[1]

@@ -22,15 +22,13 @@
  *
  * h is double-buffered (threads read all of h_prev and write their blocks of h_next);
  * c is touched only by the thread that owns its units. Steps are separated by the
- * team barrier below, which falls back to one thread when the machine is oversubscribed.
+ * team's barrier (_team.h), which leaves thread 0 alone while another process holds a core.
  */
 #ifndef LSTMC_RECURRENCE_H
 #define LSTMC_RECURRENCE_H
 
-#include <sched.h>
 #include <stddef.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -41,6 +39,7 @@
 #endif
 
 #include "_activations.h"
+#include "_team.h"
 
 #define LSTMC_VECTOR_BYTES 32  /* the narrow block: one AVX2 vector */
 #define LSTMC_CHUNK 8          /* blocks a step finishes together when a tile holds every sample */
@@ -63,69 +62,6 @@ static inline void lstmc_leave_ftz(unsigned int saved) {
 #else
     (void)saved;
 #endif
-}
-
-/* A barrier for the threads of one call that notices when the team cannot keep pace.
- *
- * OpenMP's barrier assumes every thread has a core. When another process takes one,
- * the descheduled thread turns each step's barrier into a scheduler round trip
- * (milliseconds: a 100-step call went from 5 ms to 600 ms). Here a thread that waits
- * much longer than its own step took marks the team slow; the thread that completes
- * the barrier publishes that as `solo`, which every thread reads on release, so all
- * agree at the same step: thread 0 then finishes the call alone, without barriers.
- * Waiting spins briefly, then yields the core. */
-typedef struct {
-    int n;            /* threads taking part */
-    int arrived;      /* threads at the barrier this round */
-    int generation;   /* rounds completed */
-    int slow;         /* someone waited too long this round */
-    int solo;         /* published by the last arrival: finish on thread 0 alone */
-} lstmc_team;
-
-static inline void lstmc_team_init(lstmc_team *team, int n) {
-    team->n = n;
-    team->arrived = team->generation = team->slow = team->solo = 0;
-}
-
-static inline double lstmc_seconds(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
-static inline void lstmc_cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-}
-
-/* Wait for the whole team; returns whether the team goes solo from here on.
- * `step_seconds` is how long this thread's share of the step took. */
-static int lstmc_team_barrier(lstmc_team *team, double step_seconds) {
-    const int generation = __atomic_load_n(&team->generation, __ATOMIC_ACQUIRE);
-    if (__atomic_add_fetch(&team->arrived, 1, __ATOMIC_ACQ_REL) ==
-        __atomic_load_n(&team->n, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&team->arrived, 0, __ATOMIC_RELAXED);
-        if (__atomic_load_n(&team->slow, __ATOMIC_RELAXED))
-            __atomic_store_n(&team->solo, 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&team->generation, generation + 1, __ATOMIC_RELEASE);
-    } else {
-        /* Patience: twice this thread's own step, and never less than 50 us. */
-        const double patience = 2.0 * step_seconds + 50e-6;
-        const double started = lstmc_seconds();
-        long spins = 0;
-        while (__atomic_load_n(&team->generation, __ATOMIC_ACQUIRE) == generation) {
-            if (++spins < 2000) {
-                lstmc_cpu_relax();
-                continue;
-            }
-            if (!__atomic_load_n(&team->slow, __ATOMIC_RELAXED) &&
-                lstmc_seconds() - started > patience)
-                __atomic_store_n(&team->slow, 1, __ATOMIC_RELAXED);
-            sched_yield();
-        }
-    }
-    return __atomic_load_n(&team->solo, __ATOMIC_RELAXED);
 }
 
 /* Copy/clear `lanes` values of one block: whole blocks (all but a ragged last one) take
@@ -456,6 +392,8 @@ typedef struct {                                                                
     ptrdiff_t k_begin, k_end;         /* processing steps to run */                           \
     int n_threads;                                                                            \
     int prefetch;                     /* a thread's weights are far larger than L2 */         \
+    double patience, regroup_first;   /* the team's (_team.h; tests shorten them) */          \
+    int *team_counts;                 /* NULL, or receives the fall-backs and regroups */     \
 } lstmc_recurrence_args_##SFX;
 
 #define LSTMC_DEFINE_RECURRENCE(SFX, REAL, WIDE, NARROW)                                       \
@@ -464,33 +402,36 @@ typedef void (*lstmc_step_fn_##SFX)(const lstmc_recurrence_args_##SFX *, ptrdiff
 typedef void (*lstmc_project_fn_##SFX)(const lstmc_recurrence_args_##SFX *, ptrdiff_t,        \
                                        ptrdiff_t, ptrdiff_t, ptrdiff_t);                      \
                                                                                               \
-/* One thread's share of a call: its blocks at every step, the team's barrier between. */ \
+/* One thread's share of a call: its blocks at every step, the team's barrier between.  */ \
+/* When the team falls back (_team.h), thread 0 takes every block and the others wait   */ \
+/* on the bench until it calls them back. The projection buffer always holds the        */ \
+/* current steps for every block (each thread projects its blocks before the barrier    */ \
+/* that could leave them to thread 0), so whoever owns a block can use it.              */ \
 static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a,              \
                                           lstmc_team *team, lstmc_step_fn_##SFX step,         \
                                           lstmc_project_fn_##SFX project) {                   \
-    int p = 0, np = 1, reproject = 0;                                                         \
-    ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, u0, u1;                                      \
+    int p = 0, np = 1, full;                                                                  \
+    ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, u0, u1, resume;                              \
     ptrdiff_t kb0 = a->k_begin, kb1 = a->k_begin;  /* steps in the projection buffer */       \
     REAL *h_prev = a->h, *h_next = a->h_spare, *swap;                                         \
     REAL *h_in;                                                                               \
-    double started;                                                                           \
+    double started, arrived;                                                                  \
     unsigned int mxcsr = lstmc_enter_ftz();                                                   \
     LSTMC_THREAD_ID(p, np);                                                                   \
+    full = np;                                                                                \
     /* the team OpenMP really gave (every thread stores the same value) */                    \
     __atomic_store_n(&team->n, np, __ATOMIC_RELAXED);                                         \
+    __atomic_store_n(&team->full, np, __ATOMIC_RELAXED);                                      \
     blk0 = a->nblk * p / np;                                                                  \
     blk1 = a->nblk * (p + 1) / np;                                                            \
     h_in = a->rec_dropout != NULL ? a->h_dropped + p * n : NULL;                              \
     for (k = a->k_begin; k < a->k_end; k++) {                                                 \
-        started = np > 1 ? lstmc_seconds() : 0.0;  /* for the barrier */                      \
+        started = full > 1 ? lstmc_seconds() : 0.0;  /* for the barrier */                    \
         /* Each thread projects the input for its own blocks: no barrier needed. */           \
-        if (a->projection != NULL && (k == kb1 || reproject)) {                               \
-            if (k == kb1) {                                                                   \
-                kb0 = k;                                                                      \
-                kb1 = k + a->TB < a->k_end ? k + a->TB : a->k_end;                            \
-            }                                                                                 \
+        if (a->projection != NULL && k == kb1) {                                              \
+            kb0 = k;                                                                          \
+            kb1 = k + a->TB < a->k_end ? k + a->TB : a->k_end;                                \
             project(a, blk0, blk1, kb0, kb1);                                                 \
-            reproject = 0;                                                                    \
         }                                                                                     \
         if (h_in != NULL) {                                                                   \
             for (j = 0; j < n; j++) h_in[j] = h_prev[j] * a->rec_dropout[j];                  \
@@ -499,20 +440,37 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
             step(a, blk0, blk1, k, k - kb0, h_prev, h_prev, h_next);                          \
         }                                                                                     \
         swap = h_prev; h_prev = h_next; h_next = swap;                                        \
-        if (np > 1 && lstmc_team_barrier(team, lstmc_seconds() - started)) {                  \
-            /* A thread was kept waiting far longer than a step takes: another   */           \
-            /* process has this core. Thread 0 finishes the call alone (and      */           \
-            /* projects the input of the blocks it takes over).                  */           \
-            if (p != 0) break;                                                                \
-            np = 1;                                                                           \
-            blk0 = 0;                                                                         \
-            blk1 = a->nblk;                                                                   \
-            reproject = 1;                                                                    \
+        if (np > 1) {                                                                         \
+            arrived = lstmc_seconds();                                                        \
+            if (!lstmc_team_barrier(team, arrived - started)) continue;                       \
+            /* A thread was kept waiting far longer than a step takes: another process */     \
+            /* has a core. Thread 0 goes on alone, the others wait on the bench.       */     \
+            if (p == 0) {                                                                     \
+                np = 1;                                                                       \
+                blk0 = 0;                                                                     \
+                blk1 = a->nblk;                                                               \
+                lstmc_team_fell_back(team, lstmc_seconds() - arrived);                        \
+                continue;                                                                     \
+            }                                                                                 \
+            resume = lstmc_team_bench(team, p);                                               \
+            if (resume < 0) break;  /* thread 0 finished the call */                          \
+            np = full;                                                                        \
+            h_prev = (REAL *)team->resume_h;                                                  \
+            h_next = h_prev == a->h ? a->h_spare : a->h;                                      \
+            kb0 = team->resume_kb0;                                                           \
+            kb1 = team->resume_kb1;                                                           \
+            k = resume - 1;  /* the loop's k++ takes it to the step thread 0 resumes at */    \
+        } else if (full > 1 && k + 1 < a->k_end && lstmc_team_may_regroup(team)) {            \
+            /* thread 0, alone: the bench is running again */                                 \
+            lstmc_team_regroup(team, k + 1, h_prev, kb0, kb1);                                \
+            np = full;                                                                        \
+            blk1 = a->nblk / np;  /* blk0 = 0 */                                              \
         }                                                                                     \
     }                                                                                         \
+    if (p == 0 && np == 1 && full > 1) lstmc_team_dismiss(team);                              \
     u0 = blk0 * a->W;                                                                         \
     u1 = blk1 * a->W < a->U ? blk1 * a->W : a->U;                                             \
-    /* odd number of steps: own units back to a->h (all of them once solo) */                 \
+    /* odd number of steps: own units back to a->h (all of them once alone) */                \
     if (k == a->k_end && h_prev != a->h && u1 > u0) {                                         \
         for (j = 0; j < a->B; j++)                                                            \
             memcpy(a->h + j * a->U + u0, h_prev + j * a->U + u0, (u1 - u0) * sizeof(REAL));   \
@@ -527,15 +485,20 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
     const lstmc_project_fn_##SFX project =                                                    \
         wide ? lstmc_project_##SFX##WIDE : lstmc_project_##SFX##NARROW;                       \
     lstmc_team team;                                                                          \
-    lstmc_team_init(&team, a->n_threads);                                                     \
+    lstmc_team_init(&team, a->n_threads, a->patience, a->regroup_first);                      \
     /* One thread starts no team: OpenMP's start and end of a region (a futex wake per   */ \
     /* call) were ~5% of a streaming step. Outside a region the thread is 0 of 1.        */ \
     if (a->n_threads == 1) {                                                                  \
         lstmc_recurrence_thread_##SFX(a, &team, step, project);                               \
-        return;                                                                               \
+    } else {                                                                                  \
+        _Pragma("omp parallel num_threads(a->n_threads)")                                     \
+        lstmc_recurrence_thread_##SFX(a, &team, step, project);                               \
     }                                                                                         \
-    _Pragma("omp parallel num_threads(a->n_threads)")                                         \
-    lstmc_recurrence_thread_##SFX(a, &team, step, project);                                   \
+    if (a->team_counts != NULL) {                                                             \
+        a->team_counts[0] = team.fallbacks;                                                   \
+        a->team_counts[1] = team.regroups;                                                    \
+    }                                                                                         \
+    lstmc_team_free(&team);                                                                   \
 }
 
 #ifdef _OPENMP
@@ -603,6 +566,8 @@ typedef struct {
     void *out_seq, *out_last, *trace;
     ptrdiff_t k_begin, k_end;
     int n_threads, prefetch, is_double;
+    double patience, regroup_first;
+    int *team_counts;
 } lstmc_recurrence_args;
 
 #define LSTMC_TYPED_ARGS(SFX, REAL, g)                                                           \
@@ -613,7 +578,7 @@ typedef struct {
         g->mask,                                                                              \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
         (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->k_begin, g->k_end, g->n_threads, \
-        g->prefetch}
+        g->prefetch, g->patience, g->regroup_first, g->team_counts}
 
 /* Run processing steps [k_begin, k_end) of the LSTM. */
 static void lstmc_recurrence(const lstmc_recurrence_args *g) {

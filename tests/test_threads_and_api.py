@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lstm_c
-from support import package_env, random_problem
+from support import engine_forward, package_env, random_problem
 from lstm_c import _core, _threads
 from lstm_c.activations import ACTIVATIONS, activation_code
 
@@ -145,6 +145,40 @@ def test_repr_and_config_round_trip():
     assert clone.get_config() == layer.get_config()
     x = np.ones((1, 2, 2))
     np.testing.assert_array_equal(clone(x), layer(x))  # same seed, same weights
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B, projection_steps", [(9, None), (2, None), (2, 3)])
+def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, B, projection_steps):
+    """With no patience (any wait at a barrier leaves thread 0 alone) and no pause before
+    regrouping, a two-thread call splits and comes back together every few steps, the
+    called-back thread resuming from thread 0's h, c and projected input. The input fused
+    (B = 9) or projected ahead (B = 2: in the default blocks, and in blocks of 3 steps, so
+    that regroups land on block starts too), with masks, go_backwards and recurrent
+    dropout: the same bits as one thread, however the splits fall."""
+    T, D, U = 40, 24, 96
+    x, K, R, b = random_problem(rng, B, T, D, U, dtype)
+    options = dict(mask=rng.random((B, T)) < 0.8, go_backwards=True, projection_steps=projection_steps,
+                   recurrent_dropout_mask=(rng.random((B, U)) < 0.7).astype(dtype) / 0.7)
+    serial = engine_forward(x, K, R, b, n_threads=1, **options)
+    counts = {"fallbacks": 0, "regroups": 0}
+    for _ in range(20):  # until it has split and regrouped a few times (a busy machine may delay it)
+        team = {"patience": -1.0, "regroup_first": 0.0}
+        split = engine_forward(x, K, R, b, n_threads=2, team=team, **options)
+        for name in serial:
+            np.testing.assert_array_equal(split[name], serial[name], err_msg=name)
+        counts = {key: counts[key] + team[key] for key in counts}
+        if min(counts.values()) >= 3:
+            break
+    if _core.openmp_enabled():
+        assert min(counts.values()) >= 3, counts
+
+
+def test_team_counts_nothing_for_one_thread(rng):
+    x, K, R, b = random_problem(rng, 2, 10, 24, 96, np.float32)
+    team = {"patience": -1.0, "regroup_first": 0.0}
+    engine_forward(x, K, R, b, n_threads=1, team=team)
+    assert (team["fallbacks"], team["regroups"]) == (0, 0)
 
 
 def test_oversubscribed_machine_falls_back_to_one_thread(rng):

@@ -12,9 +12,10 @@ shared machine's speed over the seconds a shape takes hits every engine alike. B
 each round's block the process sleeps 0.25 s, so that the thread pools of the engine
 measured before (OpenMP, ONNX Runtime, OpenBLAS workers spin after a run) are idle and
 do not take a core from the next one. lstm_c's own ratios (trace / fast,
-float64 / float32) come from one round-robin measurement of the three calls (one call
-of each per round, ~2.25 s): measured apart, a drift of the machine's speed between the
-measurements showed in the ratio (trace / fast from 0.8 to 1.4 in runs minutes apart).
+float64 / float32) come from one round-robin measurement of the three calls (~2.25 s;
+each round ~1 ms of each: one call, or back-to-back calls of a short one): measured
+apart, a drift of the machine's speed between the measurements showed in the ratio
+(trace / fast from 0.8 to 1.4 in runs minutes apart).
 Competitors that cannot be imported show "-".
 
 GFLOP/s counts 2*B*T*4H*(D+H) flops (the two GEMMs), and "% sgemm" relates that
@@ -183,15 +184,20 @@ def interleaved_medians(runs, target_s, rounds=ROUNDS):
     return {name: (statistics.median(row), len(row)) for name, row in times.items()}
 
 
-def paired_medians(fns, target_s, min_reps, max_reps=10_000):
-    """Median seconds per call of each of ``fns``, measured round-robin (one call of each
-    per round, after a warm-up of each) so that a drift in the machine's speed, which on a
-    shared VM moves 10-25% between seconds, hits every one alike: for ratios between them."""
-    reps = repeats(sum(time_once(fn) for fn in fns), target_s, min_reps, max_reps)
+def paired_medians(fns, target_s, min_reps, max_reps=10_000, block_s=1e-3):
+    """Median seconds per call of each of ``fns``, measured round-robin so that a drift in
+    the machine's speed, which on a shared VM moves 10-25% between seconds, hits every one
+    alike: for ratios between them. A round runs each function for ~``block_s`` (one call,
+    or back-to-back calls of a short one): one call of each in turn measured a streaming
+    step's float64 weights after the float32 call had evicted them from L2, a mixture no
+    caller runs (stream at 1 thread: float64 / float32 2.21-2.26 so, 1.66-1.75 in blocks)."""
+    singles = [min(time_once(fn) for _ in range(3)) for fn in fns]  # (the first call after a pause is slow)
+    blocks = [max(1, math.ceil(block_s / max(t, 1e-7))) for t in singles]
+    reps = repeats(sum(t * n for t, n in zip(singles, blocks)), target_s, min_reps, max_reps)
     times = [[] for _ in fns]
     for _ in range(reps):
-        for fn, row in zip(fns, times):
-            row.append(time_once(fn))
+        for fn, row, n in zip(fns, times, blocks):
+            row.extend(time_once(fn) for _ in range(n))
     return [statistics.median(row) for row in times]
 
 

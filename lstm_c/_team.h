@@ -13,9 +13,9 @@
  * everything after it: LSTM(512) on 64 x 200 at 2 threads took 118 ms, and 172-196 ms
  * (median) with another process busy for 3 ms in every 200. So the bench stays ready:
  * once thread 0 has been alone for `regroup_after` seconds and sees every benched thread
- * running (their pulses move), it calls them back at the next step (that call: 118-122
+ * running (their pulses move), it calls them back at the next step (that call: 118-128
  * ms). A regroup that fails (the other process still there) costs a wait at a barrier
- * until the scheduler returns the core, 3-25 ms here, so after one the next try comes
+ * until the scheduler returns the core, up to ~25 ms here, so after one the next try comes
  * LSTMC_REGROUP_GROWTH times later: a core taken for good costs one or two such waits
  * per call, not one per step.
  *

@@ -77,17 +77,14 @@ def main(argv=None):
     os.sched_setaffinity(0, mine)  # before any thread pool starts: the pools inherit it
 
     K, R, b, x = bench.make_problem(*bench.SHAPES[args.shape])
-    builders = {"lstm_c": bench.build_lstm_c, "torch": bench.build_torch,
-                "onnxruntime": bench.build_onnxruntime}
     runs = {}
     for name in args.engines.split(","):
         if name == "lstm_c":
-            lstm_c = bench.lstm_c
-            lstm_c.set_num_threads(args.threads)
+            bench.lstm_c.set_num_threads(args.threads)
         elif not bench.available(name):
             print(f"({name} is not installed: left out)")
             continue
-        fn = builders[name](K, R, b, x, args.threads)[0]
+        fn = bench.BUILDERS[name](K, R, b, x, args.threads)[0]
         fn()  # warm-up
         runs[name] = fn
 

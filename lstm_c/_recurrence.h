@@ -426,7 +426,7 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
     blk1 = a->nblk * (p + 1) / np;                                                            \
     h_in = a->rec_dropout != NULL ? a->h_dropped + p * n : NULL;                              \
     for (k = a->k_begin; k < a->k_end; k++) {                                                 \
-        started = full > 1 ? lstmc_seconds() : 0.0;  /* for the barrier */                    \
+        started = np > 1 ? lstmc_seconds() : 0.0;  /* for the barrier */                      \
         /* Each thread projects the input for its own blocks: no barrier needed. */           \
         if (a->projection != NULL && k == kb1) {                                              \
             kb0 = k;                                                                          \

@@ -15,6 +15,7 @@ L2_BYTES: int
 def openmp_enabled() -> bool: ...
 def cpu_count() -> int: ...
 def lanes(dtype: npt.DTypeLike, wide: Optional[bool] = ...) -> int: ...
+def single_rows_supported(lanes: int) -> bool: ...
 def apply_activation(code: int, values: np.ndarray, portable: bool = ...) -> None: ...
 
 class Kernel:
@@ -24,6 +25,7 @@ class Kernel:
     input_dim: int
     units: int
     lanes: int
+    recurrent_rows_float32: Optional[np.ndarray]
     def __init__(
         self,
         kernel: np.ndarray,
@@ -33,6 +35,7 @@ class Kernel:
         recurrent_activation: int,
         *,
         wide: Optional[bool] = ...,
+        single_rows: bool = ...,
     ) -> None: ...
     def forward(
         self,

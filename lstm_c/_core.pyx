@@ -21,7 +21,7 @@ from cython cimport floating
 
 cnp.import_array()
 
-from ._packing import pack_weights
+from ._packing import float32_rows, pack_weights
 
 from ._openmp cimport LSTMC_OPENMP_ENABLED, omp_get_num_procs
 
@@ -38,6 +38,7 @@ cdef extern from "_recurrence.h" nogil:
         const void *x
         const void *wp
         const void *bias
+        const float *rec_single
         void *projection
         Py_ssize_t TB
         void *h
@@ -60,6 +61,7 @@ cdef extern from "_recurrence.h" nogil:
     int lstmc_wide_blocks()
     long lstmc_l2_bytes()
     int lstmc_tile_samples(Py_ssize_t W, int is_double)
+    int lstmc_single_rows(Py_ssize_t W)
     size_t LSTMC_STREAMED_TRACE_BYTES
     double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
 
@@ -108,6 +110,12 @@ MIN_CALL_WORK_FOR_THREADS = _MIN_CALL_WORK_FOR_THREADS
 PROJECTION_STEPS = 32
 
 
+def single_rows_supported(Py_ssize_t lanes):
+    """Whether float64 kernels with blocks of ``lanes`` units can read float32-valued
+    recurrent rows in float32 on this CPU (Kernel's ``single_rows``)."""
+    return bool(lstmc_single_rows(lanes))
+
+
 def apply_activation(int code, floating[::1] values, bint portable=False):
     """Apply activation ``code`` in place to a C-contiguous float32/float64 vector, as the
     kernel does; ``portable``: with the loops every CPU runs, not the AVX-512 gates
@@ -147,19 +155,27 @@ cdef class Kernel:
         Blocks of one 512-bit vector (True) or one 256-bit vector (False); None (the
         default) picks 512 where the CPU has AVX-512. Both give the same bits (every
         unit sums in one order); tests use it to run both layouts on one machine.
+    single_rows : bool
+        float64 only: when every recurrent weight is a float32 value (a float32 model
+        run in float64), also keep the packed recurrent rows in float32
+        (``recurrent_rows_float32``), which steps with the input projected ahead read
+        at half the bytes, for the same bits (on CPUs where the two tiles contract alike:
+        x86-64-v4 for 512-bit blocks, v3 for 256-bit). False keeps float64 rows only
+        (tests compare the two).
     """
 
-    cdef readonly object weights, bias, dtype
+    cdef readonly object weights, bias, dtype, recurrent_rows_float32
     cdef readonly Py_ssize_t input_dim, units, lanes
     cdef Py_ssize_t n_blocks
     cdef int activation, recurrent_activation
     cdef bint is_double
     cdef const void *weights_ptr
     cdef const void *bias_ptr
+    cdef const float *rec_single_ptr
     cdef Py_ssize_t weight_bytes
 
     def __init__(self, kernel, recurrent_kernel, bias, int activation, int recurrent_activation,
-                 *, wide=None):
+                 *, wide=None, bint single_rows=True):
         dtype = np.result_type(kernel)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"weights must be float32 or float64, got {dtype}")
@@ -186,6 +202,13 @@ cdef class Kernel:
         self.weights_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.weights)
         self.weight_bytes = cnp.PyArray_NBYTES(<cnp.ndarray>self.weights)
         self.bias_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.bias) if self.bias is not None else NULL
+        self.recurrent_rows_float32 = None
+        self.rec_single_ptr = NULL
+        if self.is_double and single_rows and lstmc_single_rows(self.lanes):
+            self.recurrent_rows_float32 = float32_rows(self.weights[:, D:])
+            if self.recurrent_rows_float32 is not None:
+                self.rec_single_ptr = <const float *>cnp.PyArray_DATA(
+                    <cnp.ndarray>self.recurrent_rows_float32)
 
     def forward(self, x, h, c, out_last, out_seq=None, trace=None, mask=None,
                 recurrent_dropout_mask=None, *, bint go_backwards=False,
@@ -297,7 +320,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
 
     args.B, args.T, args.D, args.U = B, T, D, U
     args.nblk, args.W = kernel.n_blocks, kernel.lanes
-    args.wp, args.bias = kernel.weights_ptr, kernel.bias_ptr
+    args.wp, args.bias, args.rec_single = kernel.weights_ptr, kernel.bias_ptr, kernel.rec_single_ptr
     args.h_spare = cnp.PyArray_DATA(<cnp.ndarray>h_spare)
     args.h_dropped = cnp.PyArray_DATA(<cnp.ndarray>h_dropped) if h_dropped is not None else NULL
     args.first_valid = (<const Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>first_valid)

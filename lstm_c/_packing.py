@@ -14,7 +14,7 @@ import numpy as np
 
 from ._buffers import aligned_empty
 
-__all__ = ["pack_weights", "padded_units"]
+__all__ = ["pack_weights", "padded_units", "float32_rows"]
 
 
 def padded_units(units, lanes):
@@ -54,3 +54,20 @@ def _pack_rows(matrix, out, units, lanes):
     if full < n_blocks:   # the last block's padding lanes
         out[full] = 0
         out[full, :, :, :units - full * lanes] = gates[:, :, full * lanes:]
+
+
+def float32_rows(rows):
+    """``rows`` (float64, packed) as a new cache-line-aligned float32 array when every value
+    is a float32 value, else None. The kernel reads such rows at half the bytes and gets the
+    same products: a float32 value widens to float64 exactly. Subnormal float32 values do
+    not count: the kernel runs with denormals-are-zero, which would read them as 0."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = rows.astype(np.float32)
+    if not np.array_equal(single, rows):  # also rejects NaN, and values beyond float32
+        return None
+    magnitude = np.abs(single)
+    if np.any((magnitude > 0) & (magnitude < np.finfo(np.float32).tiny)):
+        return None
+    out = aligned_empty(single.shape, np.dtype(np.float32))
+    out[...] = single
+    return out

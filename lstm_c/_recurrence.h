@@ -121,12 +121,12 @@ static inline void lstmc_stream_line(void *dst, const void *src) {
  * requested evenly over the tile's n_a + n_b rows (16.16 fixed point: no division in the
  * loop), so the next weights stream in from memory while this tile's FMAs run instead of
  * stalling a later tile. */
-#define LSTMC_TILE_ROWS(REAL, W, NS, w, v, ldv, n, row0)                                       \
+#define LSTMC_TILE_ROWS(REAL, W, NS, LOAD, w, v, ldv, n, row0)                                 \
     for (k = 0; k < (n); k++) {                                                               \
-        const vec *wk = (const vec *)((w) + k * 4 * W);                                       \
+        const __typeof__(*(w)) *wk = (w) + k * 4 * W;                                         \
         if (prefetch != NULL)  /* to L2 */                                                    \
             __builtin_prefetch(prefetch + 64 * (((row0) + k) * prefetch_step >> 16), 0, 2);   \
-        const vec w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];                             \
+        const vec w0 = LOAD(wk), w1 = LOAD(wk + W), w2 = LOAD(wk + 2 * W), w3 = LOAD(wk + 3 * W); \
         _Pragma("GCC unroll 8")                                                               \
         for (s = 0; s < NS; s++) {                                                            \
             const REAL e = (v)[s * (ldv) + k];                                                \
@@ -137,18 +137,24 @@ static inline void lstmc_stream_line(void *dst, const void *src) {
         }                                                                                     \
     }
 
-#define LSTMC_TILE_PARAMS(REAL)                                                                \
+#define LSTMC_TILE_PARAMS(REAL, B_REAL)                                                        \
     const REAL *init, ptrdiff_t ld_init, const REAL *w_a, const REAL *a, ptrdiff_t ld_a,      \
-    ptrdiff_t n_a, const REAL *w_b, const REAL *b, ptrdiff_t ld_b, ptrdiff_t n_b, REAL *out,  \
+    ptrdiff_t n_a, const B_REAL *w_b, const REAL *b, ptrdiff_t ld_b, ptrdiff_t n_b, REAL *out, \
     ptrdiff_t ld_out_s, ptrdiff_t ld_out_g, const char *prefetch, ptrdiff_t prefetch_lines
 #define LSTMC_TILE_ARGS init, ld_init, w_a, a, ld_a, n_a, w_b, b, ld_b, n_b, out, ld_out_s,        \
     ld_out_g, prefetch, prefetch_lines
 
-#define LSTMC_DEFINE_TILE(SFX, REAL, W, NS)                                                    \
-LSTMC_CLONES                                                                                  \
-static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL)) {                             \
+/* Loads of W weights as a vector of the tile's precision: the row's own (REAL rows), or  */
+/* float32 widened to float64 by __builtin_convertvector or an intrinsic (LSTMC_WIDEN_*). */
+#define LSTMC_LOAD(p) (*(const vec *)(p))
+#define LSTMC_WIDEN(p) __builtin_convertvector(*(const b_vec *)(p), vec)
+
+#define LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, NS, ATTR, LOAD_B)                              \
+ATTR                                                                                          \
+static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL, B_REAL)) {                     \
     /* numpy guarantees element alignment only: unaligned vector loads and stores */         \
     typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));  \
+    typedef B_REAL b_vec __attribute__((vector_size(W * sizeof(B_REAL)), aligned(sizeof(B_REAL)), unused)); \
     vec acc[NS][4];                                                                           \
     const ptrdiff_t prefetch_step = prefetch != NULL ? (prefetch_lines << 16) / (n_a + n_b) : 0; \
     ptrdiff_t k;                                                                              \
@@ -158,8 +164,8 @@ static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL)) {               
         _Pragma("GCC unroll 4")                                                               \
         for (g = 0; g < 4; g++)                                                               \
             acc[s][g] = init != NULL ? *(const vec *)(init + s * ld_init + g * W) : (vec){0}; \
-    LSTMC_TILE_ROWS(REAL, W, NS, w_a, a, ld_a, n_a, 0)                                        \
-    LSTMC_TILE_ROWS(REAL, W, NS, w_b, b, ld_b, n_b, n_a)                                      \
+    LSTMC_TILE_ROWS(REAL, W, NS, LSTMC_LOAD, w_a, a, ld_a, n_a, 0)                            \
+    LSTMC_TILE_ROWS(REAL, W, NS, LOAD_B, w_b, b, ld_b, n_b, n_a)                              \
     _Pragma("GCC unroll 8")                                                                   \
     for (s = 0; s < NS; s++)                                                                  \
         _Pragma("GCC unroll 4")                                                               \
@@ -170,12 +176,15 @@ static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL)) {               
 /* Tiles of 1 .. 6 samples and the switch choosing one. A block width uses up to NSMAX:
  * 6 for 512-bit blocks, 3 for 256-bit ones (AVX2 has 16 registers: 12 accumulators + 4
  * weight vectors); the wider tiles of a narrow width are compiled but never called. */
-#define LSTMC_DEFINE_TILES(SFX, REAL, W, NSMAX)                                                \
-LSTMC_DEFINE_TILE(SFX, REAL, W, 1) LSTMC_DEFINE_TILE(SFX, REAL, W, 2)                         \
-LSTMC_DEFINE_TILE(SFX, REAL, W, 3) LSTMC_DEFINE_TILE(SFX, REAL, W, 4)                         \
-LSTMC_DEFINE_TILE(SFX, REAL, W, 5) LSTMC_DEFINE_TILE(SFX, REAL, W, 6)                         \
+#define LSTMC_DEFINE_TILES_AS(SFX, REAL, B_REAL, W, NSMAX, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 1, ATTR, LOAD_B)                                      \
+LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 2, ATTR, LOAD_B)                                      \
+LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 3, ATTR, LOAD_B)                                      \
+LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 4, ATTR, LOAD_B)                                      \
+LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 5, ATTR, LOAD_B)                                      \
+LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 6, ATTR, LOAD_B)                                      \
 enum { LSTMC_NS_##SFX##W = NSMAX };                                                           \
-static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL)) {                      \
+static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, B_REAL)) {              \
     switch (ns) {                                                                             \
     case 1: lstmc_tile_##SFX##W##_1(LSTMC_TILE_ARGS); break;                                  \
     case 2: lstmc_tile_##SFX##W##_2(LSTMC_TILE_ARGS); break;                                  \
@@ -332,6 +341,9 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
 /* L2, each its share: otherwise they come from L3 or memory (LSTM(512) in float64:      */  \
 /* 16 MB) while the next block's first tile waits (big on one thread: float64 -10%,      */  \
 /* float32 -4%). Weights that fit gain nothing from it.                                  */  \
+/* With the input projected ahead a step is bound by reading the recurrent rows, so     */  \
+/* float64 reads them in float32 when every one is a float32 value (a->rec_single: a    */  \
+/* float32 model run in float64), half the bytes for the same products and sums.        */  \
 static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,        \
                                 ptrdiff_t blk1, ptrdiff_t k, ptrdiff_t kk, const REAL *h_in,  \
                                 const REAL *h_prev, REAL *h_next) {                           \
@@ -355,10 +367,16 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
             for (q = 0; q < nb; q++) {                                                        \
                 const ptrdiff_t blk = blks[q];                                                \
                 const REAL *w_in = a->wp + blk * (D + U) * 4 * W, *w_rec = w_in + D * 4 * W;  \
-                if (a->projection != NULL)                                                    \
-                    lstmc_tile_##SFX##W(ns, a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W, \
-                                        4 * W, NULL, NULL, 0, 0, w_rec, h_in + b0 * U, U, U,  \
-                                        acc + q * ns * W, W, nb * ns * W, NULL, 0);           \
+                const REAL *projected = a->projection != NULL                                 \
+                    ? a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W : NULL;       \
+                if (projected != NULL && a->rec_single != NULL)                               \
+                    lstmc_tile_##SFX##s##W(ns, projected, 4 * W, NULL, NULL, 0, 0,             \
+                                           a->rec_single + blk * U * 4 * W, h_in + b0 * U, U, U, \
+                                           acc + q * ns * W, W, nb * ns * W, NULL, 0);        \
+                else if (projected != NULL)                                                   \
+                    lstmc_tile_##SFX##W(ns, projected, 4 * W, NULL, NULL, 0, 0, w_rec,         \
+                                        h_in + b0 * U, U, U, acc + q * ns * W, W, nb * ns * W, \
+                                        NULL, 0);                                             \
                 else                                                                          \
                     lstmc_tile_##SFX##W(ns, a->bias != NULL ? a->bias + blk * 4 * W : NULL, 0, \
                                         w_in, a->x + (b0 * a->T + t) * D, a->T * D, D,        \
@@ -379,6 +397,7 @@ typedef struct {                                                                
     const REAL *x;                    /* (B, T, D) */                                         \
     const REAL *wp;                   /* (nblk, D + U, 4W) packed kernel and recurrent kernel */\
     const REAL *bias;                 /* (nblk * 4W) packed, or NULL */                       \
+    const float *rec_single;          /* (nblk, U, 4W) the recurrent rows in float32, or NULL */\
     REAL *projection;                 /* (nblk, TB, B, 4W) input projected ahead, or NULL */  \
     ptrdiff_t TB;                     /* steps projected at a time */                         \
     REAL *h, *h_spare;                /* (B, U): current h on entry and on return; spare */   \
@@ -534,10 +553,36 @@ static int lstmc_wide_blocks(void) {
 
 LSTMC_DEFINE_ARGS(f, float)
 LSTMC_DEFINE_ARGS(d, double)
+#define LSTMC_DEFINE_TILES(SFX, REAL, W, NSMAX)                                                \
+    LSTMC_DEFINE_TILES_AS(SFX, REAL, REAL, W, NSMAX, LSTMC_CLONES, LSTMC_LOAD)
 LSTMC_DEFINE_TILES(f, float, 16, 6)
 LSTMC_DEFINE_TILES(f, float, 8, 3)
 LSTMC_DEFINE_TILES(d, double, 8, 6)
 LSTMC_DEFINE_TILES(d, double, 4, 3)
+
+/* float64 tiles over recurrent rows kept in float32 (a->rec_single, lstmc_single_rows).
+ * They must give the d tiles' bits, so they are built for the ISA level whose d clone
+ * this CPU runs (the same FMA contraction) and used only on such CPUs. GCC 12 widens
+ * a generic vector of 8 floats in halves (extract, convert, insert): the intrinsic is
+ * one instruction. float32 has no such rows; its name for the tile is its own tile,
+ * never called with them. */
+#if defined(LSTMC_HAVE_CLONES)
+#define LSTMC_WIDEN_512(p) ((vec)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
+#define LSTMC_WIDEN_256(p) ((vec)_mm256_cvtps_pd(_mm_loadu_ps(p)))
+LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, __attribute__((target("arch=x86-64-v4"))), LSTMC_WIDEN_512)
+LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 3, __attribute__((target("arch=x86-64-v3"))), LSTMC_WIDEN_256)
+static int lstmc_single_rows(ptrdiff_t W) {
+    __builtin_cpu_init();
+    return W == LSTMC_WIDE_W_d ? __builtin_cpu_supports("x86-64-v4") != 0
+                               : __builtin_cpu_supports("x86-64-v3") != 0;
+}
+#else  /* one build for every tile: the same contraction everywhere */
+LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, LSTMC_CLONES, LSTMC_WIDEN)
+LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 3, LSTMC_CLONES, LSTMC_WIDEN)
+static int lstmc_single_rows(ptrdiff_t W) { (void)W; return 1; }
+#endif
+#define lstmc_tile_fs16 lstmc_tile_f16
+#define lstmc_tile_fs8 lstmc_tile_f8
 
 /* Samples per tile for blocks of W lanes: below this a batch is projected ahead. */
 static int lstmc_tile_samples(ptrdiff_t W, int is_double) {
@@ -556,6 +601,7 @@ LSTMC_DEFINE_RECURRENCE(d, double, 8, 4)
 typedef struct {
     ptrdiff_t B, T, D, U, W, nblk;
     const void *x, *wp, *bias;
+    const float *rec_single;
     void *projection;
     ptrdiff_t TB;
     void *h, *h_spare, *c, *h_dropped;
@@ -573,7 +619,7 @@ typedef struct {
 #define LSTMC_TYPED_ARGS(SFX, REAL, g)                                                           \
     lstmc_recurrence_args_##SFX typed = {                                                     \
         g->B, g->T, g->D, g->U, g->W, g->nblk, (const REAL *)g->x, (const REAL *)g->wp,        \
-        (const REAL *)g->bias, (REAL *)g->projection, g->TB, (REAL *)g->h,                     \
+        (const REAL *)g->bias, g->rec_single, (REAL *)g->projection, g->TB, (REAL *)g->h,                     \
         (REAL *)g->h_spare, (REAL *)g->c, (REAL *)g->h_dropped, (const REAL *)g->rec_dropout, \
         g->mask,                                                                              \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \

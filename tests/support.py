@@ -49,10 +49,12 @@ def random_problem(rng, B, T, D, U, dtype=np.float32, scale=0.5):
 
 def engine_forward(x, K, R, b=None, h0=None, c0=None, mask=None, *, activation="tanh",
                    recurrent_activation="sigmoid", go_backwards=False, zero_output_for_mask=False,
-                   recurrent_dropout_mask=None, n_threads=1, wide=None, projection_steps=None, team=None):
+                   recurrent_dropout_mask=None, n_threads=1, wide=None, projection_steps=None, team=None,
+                   single_rows=True):
     """Call the kernel directly (bypassing the layer), e.g. to choose the thread count, the
-    block width (``wide``), how the input projection runs (``projection_steps``) or how the
-    team of threads behaves (``team``: Kernel.forward's ``_team``)."""
+    block width (``wide``), how the input projection runs (``projection_steps``), how the
+    team of threads behaves (``team``: Kernel.forward's ``_team``) or whether float64 may
+    read float32-valued recurrent rows in float32 (``single_rows``)."""
     B, T, _ = x.shape
     U = R.shape[0]
     dtype = x.dtype
@@ -61,7 +63,7 @@ def engine_forward(x, K, R, b=None, h0=None, c0=None, mask=None, *, activation="
     out_seq, out_last = np.empty((B, T, U), dtype), np.empty((B, U), dtype)
     trace = np.empty((6, B, T, U), dtype)
     kernel = _core.Kernel(K, R, b, activation_code(activation), activation_code(recurrent_activation),
-                          wide=wide)
+                          wide=wide, single_rows=single_rows)
     kernel.forward(x, h, c, out_last, out_seq, trace,
                    None if mask is None else np.ascontiguousarray(mask, np.uint8), recurrent_dropout_mask,
                    go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, n_threads=n_threads,

@@ -1,5 +1,7 @@
 """The engine (through the LSTM layer and directly) against the NumPy reference."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -151,6 +153,67 @@ def test_block_widths_and_input_projection_match_reference(problem, n_threads):
     serial = engine_forward(x, K, R, b, h0, c0, mask, n_threads=1, **default)
     for name in serial:
         np.testing.assert_array_equal(got[name], serial[name], err_msg=name)
+
+
+def _avx512_level():
+    """The CPU has x86-64-v4's AVX-512 (Linux: from /proc/cpuinfo; False elsewhere)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return all(f in flags for f in ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(kernel_variants(), st.integers(1, 3), st.booleans())
+def test_float64_reads_float32_valued_recurrent_rows_at_half_the_bytes(problem, n_threads, dropout):
+    """A float32 model run in float64 keeps its recurrent rows in float32 as well, which
+    steps with the input projected ahead read widened: the same products, so the same bits
+    as the float64 rows, in any layout, schedule and thread count."""
+    x, (K, R, b), mask, state, options = problem
+    x, K, R = x.astype(np.float64), K.astype(np.float64), R.astype(np.float32).astype(np.float64)
+    b = None if b is None else b.astype(np.float64)
+    h0, c0 = (None, None) if state is None else (s.astype(np.float64) for s in state)
+    drop = None
+    if dropout:
+        drop = (np.random.default_rng(x.size).random((x.shape[0], R.shape[0])) < 0.7) / 0.7
+    run = dict(options, mask=mask, n_threads=n_threads, recurrent_dropout_mask=drop)
+    single = engine_forward(x, K, R, b, h0, c0, **run)
+    double = engine_forward(x, K, R, b, h0, c0, single_rows=False, **run)
+    for name in single:
+        np.testing.assert_array_equal(single[name], double[name], err_msg=name)
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_which_float64_kernels_keep_float32_rows(rng, wide):
+    """Only float64 kernels whose every recurrent weight is a normal float32 value (or 0,
+    or infinite) keep a float32 copy, laid out as the float64 rows; on an x86-64-v4 CPU (where the tests
+    run) it is there for either block width."""
+    x, K, R, b = random_problem(rng, 2, 3, 4, 37, np.float64)
+    R32 = R.astype(np.float32)
+    R32[0, :3] = (0.0, -0.0, np.finfo(np.float32).tiny)
+
+    def rows(recurrent, dtype=np.float64, **options):
+        kernel = lstm_c._core.Kernel(K.astype(dtype), recurrent.astype(dtype), b.astype(dtype), 0, 1,
+                                     wide=wide, **options)
+        return kernel, kernel.recurrent_rows_float32
+
+    kernel, single = rows(R32)
+    supported = lstm_c._core.single_rows_supported(kernel.lanes)
+    if _avx512_level():
+        assert supported
+    if supported:
+        assert single.dtype == np.float32 and single.ctypes.data % 64 == 0
+        np.testing.assert_array_equal(single, kernel.weights[:, K.shape[0]:])
+    else:
+        assert single is None
+    assert rows(R)[1] is None                                 # float64 values
+    assert rows(R32, single_rows=False)[1] is None
+    assert rows(R32, dtype=np.float32)[1] is None             # float32 has nothing to halve
+    for odd in (np.nan, 1e300, 1e-40, 0.1):      # 1e-40: a float32 subnormal; 0.1: not a float32
+        R_odd = R32.astype(np.float64)
+        R_odd[1, 2] = odd
+        assert rows(R_odd)[1] is None, odd
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -147,17 +147,21 @@ def test_repr_and_config_round_trip():
     np.testing.assert_array_equal(clone(x), layer(x))  # same seed, same weights
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype, weights", [(np.float32, "own"), (np.float64, "own"),
+                                            (np.float64, "float32 values")])
 @pytest.mark.parametrize("B, projection_steps", [(9, None), (2, None), (2, 3)])
-def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, B, projection_steps):
+def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, weights, B, projection_steps):
     """With no patience (any wait at a barrier leaves thread 0 alone) and no pause before
     regrouping, a two-thread call splits and comes back together every few steps, the
     called-back thread resuming from thread 0's h, c and projected input. The input fused
     (B = 9) or projected ahead (B = 2: in the default blocks, and in blocks of 3 steps, so
     that regroups land on block starts too), with masks, go_backwards and recurrent
-    dropout: the same bits as one thread, however the splits fall."""
+    dropout, float64 reading its own rows or float32-valued ones in float32: the same bits
+    as one thread, however the splits fall."""
     T, D, U = 40, 24, 96
     x, K, R, b = random_problem(rng, B, T, D, U, dtype)
+    if weights == "float32 values":
+        R = R.astype(np.float32).astype(dtype)
     options = dict(mask=rng.random((B, T)) < 0.8, go_backwards=True, projection_steps=projection_steps,
                    recurrent_dropout_mask=(rng.random((B, U)) < 0.7).astype(dtype) / 0.7)
     serial = engine_forward(x, K, R, b, n_threads=1, **options)

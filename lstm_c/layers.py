@@ -255,7 +255,12 @@ class LSTM:
 
     def trace(self, x, initial_state=None, mask=None):
         """Run the layer like a call (advancing a stateful layer's state the same way)
-        and return a :class:`lstm_c.Trace` of every gate and state at every step."""
+        and return a :class:`lstm_c.Trace` of every gate and state at every step.
+
+        The layer keeps the memory of its last trace and writes the next trace of the same
+        shape into it if nothing references the old one any more (a fresh trace must be
+        faulted in by the OS, which can cost as much as the call): a Trace, or any array of
+        it, that you keep is never overwritten."""
         return self._run(x, initial_state, mask, False, want_trace=True)[3]
 
     def call_for_training(self, x, initial_state=None, mask=None, training=True):
@@ -292,8 +297,7 @@ class LSTM:
             rec_dropout_mask = self._dropout_mask((B, U), self.recurrent_dropout)
 
         out_last = np.empty((B, U), self.dtype)
-        trace = (aligned_empty((6, B, T, U), self.dtype, _core.STREAMED_TRACE_BYTES) if want_trace
-                 else self._training_trace((6, B, T, U)) if saved is not None else None)
+        trace = self._reused_trace((6, B, T, U)) if want_trace or saved is not None else None
         # Unmasked, the outputs are the trace's h: a trace need not write them twice.
         shared_outputs = want_trace and mask_u8 is None
         out_seq = (np.empty((B, T, U), self.dtype)
@@ -317,14 +321,18 @@ class LSTM:
                        self.go_backwards, initial[0], initial[1], None if shared_outputs else out_seq)
         return output, h, c, record
 
-    def _training_trace(self, shape):
-        """The trace buffer of a training call: last step's, once nothing holds it any more.
+    def _reused_trace(self, shape):
+        """The trace buffer of a trace or training call: the previous call's, once nothing
+        holds it any more.
 
-        A training step allocated (and the OS zeroed) a fresh trace each time: 39 MB for
-        LSTM(256) on 64 x 100 steps, ~2 ms of page faults a step. The previous step's tape
-        has been dropped by the time the next step runs, so its buffer is reused; while
-        anything still references it (a shared layer's earlier call in the same step, a
-        caller keeping ``saved``), a new one is made."""
+        A fresh trace is memory the OS must fault in and zero: 39 MB for LSTM(256) on
+        64 x 100 steps, ~2 ms of page faults per training step; 157 MB for LSTM(512) on
+        64 x 200, 10-230 ms per trace on the benchmark's VM, up to the call's own time. A
+        training step's tape, or a trace its caller looked at and let go (the inspector
+        moving to the next batch, a loop over batches), has been dropped by the next call,
+        so its buffer is reused; while anything still references it (a Trace or one of its
+        arrays kept, a shared layer's earlier call in the same step, a caller keeping
+        ``saved``), a new one is made."""
         buffer = self.__dict__.get("_trace_buffer")
         # held here: the attribute and the `buffer` local
         if buffer is None or buffer.shape != shape or referenced_elsewhere(buffer, held=2):

@@ -280,6 +280,31 @@ def test_trace_equals_fast_path(rng, dtype, go_backwards):
     np.testing.assert_array_equal(tr.c[:, -1], c)
 
 
+@pytest.mark.parametrize("units", [5, 384])
+def test_a_trace_reuses_the_memory_of_one_let_go_and_never_of_one_kept(rng, units):
+    """Tracing again writes into the last trace's memory once nothing holds it (no fresh
+    buffer to fault in), never into a Trace, or an array of one, still referenced; the
+    numbers are those of a fresh trace either way. 384 units: a streamed (aligned) trace."""
+    x, K, R, b = random_problem(rng, 8, 256, 5, units, np.float32)
+    mask = rng.random((8, 256)) < 0.8
+    layer = lstm_c.LSTM(units, return_sequences=True)
+    layer.set_weights([K, R, b])
+    first = layer.trace(x)
+    second = layer.trace(x, mask=mask)
+    assert not np.shares_memory(first.states, second.states)   # the first is still held
+    expected, address = second.states.copy(), second.states.ctypes.data
+    del first, second
+    third = layer.trace(x, mask=mask)
+    assert third.states.ctypes.data == address                 # let go: reused
+    np.testing.assert_array_equal(third.states, expected)
+    np.testing.assert_array_equal(third.outputs, layer(x, mask=mask))
+    kept = third.h
+    del third
+    fourth = layer.trace(x)
+    assert not np.shares_memory(fourth.states, kept)
+    np.testing.assert_array_equal(kept, expected[5])          # untouched
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("units", [384, 392])
 def test_a_streamed_trace_equals_a_copied_one(rng, monkeypatch, dtype, units):

@@ -619,7 +619,7 @@ typedef struct {
 #define LSTMC_TYPED_ARGS(SFX, REAL, g)                                                           \
     lstmc_recurrence_args_##SFX typed = {                                                     \
         g->B, g->T, g->D, g->U, g->W, g->nblk, (const REAL *)g->x, (const REAL *)g->wp,        \
-        (const REAL *)g->bias, g->rec_single, (REAL *)g->projection, g->TB, (REAL *)g->h,                     \
+        (const REAL *)g->bias, g->rec_single, (REAL *)g->projection, g->TB, (REAL *)g->h,      \
         (REAL *)g->h_spare, (REAL *)g->c, (REAL *)g->h_dropped, (const REAL *)g->rec_dropout, \
         g->mask,                                                                              \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \

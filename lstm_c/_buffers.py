@@ -1,35 +1,14 @@
-"""Arrays that start on a cache line, for the kernel's streamed stores and packed weights.
+"""Whether a buffer the engine would like to reuse is still referenced by anyone else.
 
-The kernel writes a large trace with non-temporal stores of whole 64-byte lines (a trace is
-six times the output and is not read again by the call: streaming it keeps the weights in
-cache and saves reading every line before overwriting it). Those stores need 64-byte
-aligned rows, and NumPy aligns large arrays to 16 bytes only. The packed weights start on
-a line too, so that no 512-bit vector of them straddles two.
+A layer keeps the memory of its last trace and writes the next one into it once nothing
+else holds it: a fresh buffer of that size is memory the OS must fault in and zero, which
+can cost as much as the call. Cache-line-aligned buffers themselves come from
+``lstm_c._core.aligned_empty``.
 """
 
-import math
 import sys
 
-import numpy as np
-
-__all__ = ["CACHE_LINE", "aligned_empty", "referenced_elsewhere"]
-
-CACHE_LINE = 64
-
-
-def aligned_empty(shape, dtype, min_bytes=0):
-    """``np.empty(shape, dtype)`` (``dtype`` an ``np.dtype``), starting on a cache line when it
-    has at least ``min_bytes``.
-
-    An aligned result is a view of a byte buffer (its ``base``): whoever checks how many
-    references it has must count the base's."""
-    # (np.prod and np.dtype() here were 2.6 us, more than half a streaming step)
-    nbytes = dtype.itemsize * math.prod(shape)
-    if nbytes < min_bytes:
-        return np.empty(shape, dtype)
-    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
-    skip = -raw.ctypes.data % CACHE_LINE
-    return raw[skip:skip + nbytes].view(dtype).reshape(shape)
+__all__ = ["referenced_elsewhere"]
 
 
 def referenced_elsewhere(array, held):

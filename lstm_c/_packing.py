@@ -12,8 +12,6 @@ the thread that owns a block keeps it in its cache. Packing happens once per
 
 import numpy as np
 
-from ._buffers import aligned_empty
-
 __all__ = ["pack_weights", "padded_units", "float32_rows"]
 
 
@@ -30,6 +28,8 @@ def pack_weights(kernel, recurrent_kernel, bias, lanes):
     units = recurrent_kernel.shape[0]
     n_blocks = padded_units(units, lanes) // lanes
     features = kernel.shape[0]
+    from ._core import aligned_empty  # (here: _core imports this module)
+
     # on a cache line: a 512-bit row of weights straddling two lines costs the kernel's
     # loads (NumPy aligns to 16 bytes only)
     weights = aligned_empty((n_blocks, features + units, 4, lanes), np.result_type(kernel))
@@ -73,6 +73,8 @@ def float32_rows(rows):
     magnitude = np.abs(single)
     if np.any((magnitude > 0) & (magnitude < np.finfo(np.float32).tiny)):
         return None
-    out = aligned_empty(single.shape, np.dtype(np.float32))
+    from ._core import aligned_empty  # (here: _core imports this module)
+
+    out = aligned_empty(single.shape, np.float32)
     out[...] = single
     return out

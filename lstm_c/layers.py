@@ -6,7 +6,8 @@ The layers validate and allocate; the loops live in the engine (``_core``).
 import numpy as np
 
 from . import _core, initializers
-from ._buffers import aligned_empty, referenced_elsewhere
+from ._core import aligned_empty
+from ._buffers import referenced_elsewhere
 from ._symbolic import is_symbolic, symbolic_call
 from ._threads import effective_n_threads
 from ._validation import as_float_array, as_mask, as_state, resolve_dtype
@@ -221,15 +222,18 @@ class LSTM:
                 self.batch_size = batch
         B, U = self.batch_size, self.units
         if samples is None:
-            self._states = [np.zeros((B, U), self.dtype) if states is None else
-                            as_state(s, (B, U), self.dtype, f"reset_states: state {n}")
-                            for s, n in zip(states or (None, None), "hc")]
+            given = [None if s is None else as_state(s, (B, U), self.dtype, f"reset_states: state {n}")
+                     for s, n in zip(states or (None, None), "hc")]   # all checked before any is set
+            self._states = [aligned_empty((B, U), self.dtype, zeros=True) for _ in "hc"]
+            for state, value in zip(self._states, given):
+                if value is not None:
+                    state[...] = value
             return
         rows = np.asarray(samples)
         if rows.dtype.kind not in "iu" or rows.ndim != 1 or ((rows < 0) | (rows >= B)).any():
             raise ValueError(f"reset_states: samples must be batch slots in [0, {B}), got {samples!r}")
         if self._states is None:
-            self._states = [np.zeros((B, U), self.dtype) for _ in range(2)]
+            self._states = [aligned_empty((B, U), self.dtype, zeros=True) for _ in "hc"]
         for n, state in enumerate(self._states):
             state[rows] = 0 if states is None else as_state(
                 states[n], (len(rows), U), self.dtype, f"reset_states: state {'hc'[n]}")
@@ -296,11 +300,12 @@ class LSTM:
         if training and self.recurrent_dropout > 0:
             rec_dropout_mask = self._dropout_mask((B, U), self.recurrent_dropout)
 
-        out_last = np.empty((B, U), self.dtype)
+        # on cache lines, as every array the kernel's threads share (see aligned_empty)
+        out_last = aligned_empty((B, U), self.dtype)
         trace = self._reused_trace((6, B, T, U)) if want_trace or saved is not None else None
         # Unmasked, the outputs are the trace's h: a trace need not write them twice.
         shared_outputs = want_trace and mask_u8 is None
-        out_seq = (np.empty((B, T, U), self.dtype)
+        out_seq = (aligned_empty((B, T, U), self.dtype)
                    if (self.return_sequences or want_trace) and not shared_outputs else None)
         self._kernel.forward(
             x, h, c, out_last, out_seq, trace, mask_u8, rec_dropout_mask,
@@ -336,7 +341,7 @@ class LSTM:
         buffer = self.__dict__.get("_trace_buffer")
         # held here: the attribute and the `buffer` local
         if buffer is None or buffer.shape != shape or referenced_elsewhere(buffer, held=2):
-            buffer = self._trace_buffer = aligned_empty(shape, self.dtype, _core.STREAMED_TRACE_BYTES)
+            buffer = self._trace_buffer = aligned_empty(shape, self.dtype)
         return buffer
 
     def _check_input(self, x):
@@ -378,7 +383,7 @@ class LSTM:
             if self._states is None:
                 self.reset_states()
             return self._states[0], self._states[1]
-        return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+        return aligned_empty(shape, self.dtype, zeros=True), aligned_empty(shape, self.dtype, zeros=True)
 
     def _dropout_mask(self, shape, rate):
         keep = self._rng.random(shape) >= rate

@@ -202,3 +202,52 @@ def test_oversubscribed_machine_falls_back_to_one_thread(rng):
         for hog in hogs:
             hog.kill()
             hog.wait()
+
+
+def _offset_array(values, offset_bytes):
+    """A C-contiguous copy of ``values`` starting ``offset_bytes`` past a cache line."""
+    raw = _core.aligned_empty(values.nbytes + 64, np.uint8)
+    out = raw[offset_bytes:offset_bytes + values.nbytes].view(values.dtype).reshape(values.shape)
+    out[...] = values
+    return out
+
+
+@pytest.mark.parametrize("offset", [0, 16, 40])
+def test_states_off_a_cache_line_run_as_aligned_copies_with_the_same_bits(rng, offset):
+    """The kernel's threads share the rows of h and c; states off a cache line run as
+    aligned copies (no line written by two cores), and the caller's arrays still end up
+    holding the final state, bit for bit what aligned states give."""
+    x, K, R, b = random_problem(rng, 7, 9, 5, 64, np.float32)
+    kernel = _core.Kernel(K, R, b, activation_code("tanh"), activation_code("sigmoid"))
+    h0, c0 = rng.standard_normal((2, 7, 64)).astype(np.float32)
+    results = []
+    for off in (0, offset):
+        h, c = _offset_array(h0, off), _offset_array(c0, off)
+        out_seq, out_last = np.empty((7, 9, 64), np.float32), np.empty((7, 64), np.float32)
+        kernel.forward(x, h, c, out_last, out_seq, n_threads=2)
+        assert h.ctypes.data % 64 == off
+        results.append((h, c, out_seq, out_last))
+    for aligned, shifted in zip(*results):
+        np.testing.assert_array_equal(shifted, aligned)
+    assert not np.array_equal(results[1][0], h0)   # the final state came back
+
+
+def test_aligned_empty():
+    a = _core.aligned_empty((3, 5), np.float64)
+    assert a.shape == (3, 5) and a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % _core.CACHE_LINE == 0 and a.base is not None
+    z = _core.aligned_empty(7, "float32", zeros=True)
+    assert z.shape == (7,) and not z.any()
+    with pytest.raises(ValueError, match="negative"):
+        _core.aligned_empty((2, -1), np.float32)
+
+
+def test_a_layer_hands_the_kernel_arrays_on_cache_lines(rng):
+    """Outputs, traces and states start on a cache line (NumPy's own arrays need not):
+    a line at a thread boundary is then never written by both threads."""
+    layer = lstm_c.LSTM(20, return_sequences=True, return_state=True, stateful=True)
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    output, h, c = layer(x)
+    trace = layer.trace(x)
+    for array in (output, trace.i, *layer._states):   # (.states hands out copies)
+        assert array.ctypes.data % 64 == 0

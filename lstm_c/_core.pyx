@@ -371,9 +371,10 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
         h_work[...] = h
         c_work[...] = c
         args.h, args.c = cnp.PyArray_DATA(<cnp.ndarray>h_work), cnp.PyArray_DATA(<cnp.ndarray>c_work)
-    h_dropped = np.empty(n_threads * B * U, dtype) if recurrent_dropout_mask is not None else None
+    h_dropped = aligned_empty(n_threads * B * U, dtype) if recurrent_dropout_mask is not None else None
     first_valid = _first_valid_steps(mask, T, go_backwards) if mask is not None else None
-    projection = (np.empty(kernel.n_blocks * projection_steps * B * 4 * kernel.lanes, dtype)
+    # each thread writes its own blocks' part: on lines, no line is written by two
+    projection = (aligned_empty(kernel.n_blocks * projection_steps * B * 4 * kernel.lanes, dtype)
                   if projection_steps > 0 else None)
 
     args.B, args.T, args.D, args.U = B, T, D, U

@@ -111,7 +111,9 @@ def aligned_empty(shape, dtype, bint zeros=False):
     it must count the base's (lstm_c._buffers.referenced_elsewhere)."""
     cdef cnp.npy_intp dims[8]
     cdef int nd, i
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    cdef cnp.dtype descr = dtype if isinstance(dtype, cnp.dtype) else np.dtype(dtype)
+    if type(shape) is not tuple:   # (a streaming step calls this: the common case first)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
     nd = len(shape)
     if nd > 8:
         raise ValueError(f"aligned_empty takes at most 8 dimensions, got {nd}")
@@ -119,7 +121,7 @@ def aligned_empty(shape, dtype, bint zeros=False):
         dims[i] = shape[i]
         if dims[i] < 0:
             raise ValueError(f"negative dimensions are not allowed: {shape}")
-    return _aligned(nd, dims, (<cnp.dtype>np.dtype(dtype)).type_num, zeros)
+    return _aligned(nd, dims, descr.type_num, zeros)
 
 
 def openmp_enabled():

@@ -66,8 +66,9 @@ cdef extern from "_recurrence.h" nogil:
     double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
-#: Traces of at least this many bytes are written past the caches, in rows that start on a
-#: cache line (aligned_empty); smaller ones stay in cache for their reader.
+#: Traces of at least this many bytes, and every trace of a call on several threads, are
+#: written past the caches in rows that start on a cache line (aligned_empty); smaller
+#: ones of one thread stay in cache for their reader.
 STREAMED_TRACE_BYTES = LSTMC_STREAMED_TRACE_BYTES
 #: The L2 cache of one core (from the C library; 1 MB where it does not say). A call whose
 #: weights per thread exceed twice this prefetches the next block's weights as it goes.

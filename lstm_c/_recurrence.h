@@ -79,9 +79,12 @@ static inline void lstmc_leave_ftz(unsigned int saved) {
 
 /* Trace rows are written once and not read again by the call: in a trace larger than half
  * the L3, whole 64-byte lines are streamed past the caches (no read-for-ownership of 6 x
- * the output, and the weights the next step needs are not evicted by it). A smaller trace
- * is better left in cache, where what reads it next (a training step's backward: 2.4 MB
- * for LSTM(64) on 32 x 50, 15% slower streamed) finds it. Other rows (a ragged block,
+ * the output, and the weights the next step needs are not evicted by it). So are those of
+ * a call on several threads: rows the threads share, left in their caches, cost a third
+ * of a step of LSTM(128) on one sequence (trace / fast 1.38 -> 1.23 on two Intel cores).
+ * A smaller trace of one thread is better left in cache, where what reads it next (a
+ * training step's backward: 2.4 MB for LSTM(64) on 32 x 50, 15% slower streamed) finds
+ * it. Other rows (a ragged block,
  * 32-byte blocks whose line the neighbouring block completes much later, an unaligned
  * buffer) are copied. */
 #define LSTMC_STREAMED_TRACE_BYTES ((size_t)16 << 20)
@@ -229,7 +232,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
                                   const REAL *h_prev, REAL *h_next) {                         \
     enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
     const ptrdiff_t run = ns * W, n = nb * run, BTU = a->B * a->T * a->U;                     \
-    const int stream = 6 * (size_t)BTU * sizeof(REAL) >= LSTMC_STREAMED_TRACE_BYTES;           \
+    const int stream = a->n_threads > 1 || 6 * (size_t)BTU * sizeof(REAL) >= LSTMC_STREAMED_TRACE_BYTES; \
     ptrdiff_t q, s, gate, lane;                                                               \
     /* units past U in a ragged last block are padding lanes: they start from c = 0 */        \
     REAL c_old[LSTMC_CHUNK * NSMAX * W], c_new[LSTMC_CHUNK * NSMAX * W];                      \

@@ -251,3 +251,20 @@ def test_a_layer_hands_the_kernel_arrays_on_cache_lines(rng):
     trace = layer.trace(x)
     for array in (output, trace.i, *layer._states):   # (.states hands out copies)
         assert array.ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("units", [64, 40])
+def test_a_trace_on_several_threads_is_the_trace_on_one(rng, units):
+    """On several threads the trace is written with streaming stores (whole cache lines,
+    where its rows start on one: units a multiple of 16 in float32); it holds the same bits
+    as one thread's, which stays in cache."""
+    B, T, D = 8, 7, 32
+    assert B * (D + units) * 4 * units >= 2 * _core.MIN_STEP_WORK_PER_THREAD  # two threads run
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    layer = lstm_c.LSTM(units, return_sequences=True, seed=1)
+    lstm_c.set_num_threads(1)
+    serial = layer.trace(x)
+    lstm_c.set_num_threads(2)
+    parallel = layer.trace(x)
+    for name in ("i", "f", "g", "o", "c", "h"):
+        np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name), err_msg=name)

@@ -106,7 +106,7 @@ def aligned_empty(shape, dtype, bint zeros=False):
     one array (the kernel splits every row of the outputs and states between its threads
     at block boundaries), a line straddling the boundary is written by both, and each
     write takes the line from the other core: a 2-thread run of 256 sequences of
-    LSTM(64) took 1.4x as long on outputs 16 bytes off a line as on aligned ones. Packed
+    LSTM(64) took 1.4x as long with its arrays 32 bytes off a line as on aligned ones. Packed
     weights start on a line too, so that no 512-bit vector of them straddles two.
     The result is a view of a byte buffer (its ``base``): whoever counts references to
     it must count the base's (lstm_c._buffers.referenced_elsewhere)."""

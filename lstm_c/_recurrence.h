@@ -84,9 +84,8 @@ static inline void lstmc_leave_ftz(unsigned int saved) {
  * of a step of LSTM(128) on one sequence (trace / fast 1.38 -> 1.23 on two Intel cores).
  * A smaller trace of one thread is better left in cache, where what reads it next (a
  * training step's backward: 2.4 MB for LSTM(64) on 32 x 50, 15% slower streamed) finds
- * it. Other rows (a ragged block,
- * 32-byte blocks whose line the neighbouring block completes much later, an unaligned
- * buffer) are copied. */
+ * it. Other rows (a ragged block, 32-byte blocks whose line the neighbouring block
+ * completes much later, an unaligned buffer) are copied. */
 #define LSTMC_STREAMED_TRACE_BYTES ((size_t)16 << 20)
 #if defined(__x86_64__) || defined(__i386__)
 /* One 64-byte streaming store. Only 512-bit blocks have 64-byte rows, and those are packed

@@ -150,11 +150,16 @@ cdef enum:
     _MIN_STEP_WORK_PER_THREAD = 1 << 15
 MIN_STEP_WORK_PER_THREAD = _MIN_STEP_WORK_PER_THREAD
 #: Multiply-adds per call below which one thread runs it all: waking a second one
-#: costs more than it saves (a streaming step of a small LSTM, say). A streaming step
-#: of LSTM(128) on 64 features (98k) is above it: 2.5 us with two threads, 4 with one.
+#: costs more than it saves. The backward passes' threshold (the forward has its own).
+MIN_CALL_WORK_FOR_THREADS = 1 << 16
+#: The forward's: a team's start and end cost ~0.9 us (Xeon, 2 cores) and a second
+#: thread saves ~0.7 us of a step of LSTM(128) on 64 features (98k), so a streaming
+#: step of it runs alone (4.2 us; 4.3-4.5 on two threads) and a call of two steps
+#: on two (7.0 us; 8.0 on one). (The Zen 5 this project ran on before started a team
+#: faster: 2.5 us on two threads, 4 on one.)
 cdef enum:
-    _MIN_CALL_WORK_FOR_THREADS = 1 << 16
-MIN_CALL_WORK_FOR_THREADS = _MIN_CALL_WORK_FOR_THREADS
+    _MIN_FORWARD_WORK_FOR_THREADS = 1 << 17
+MIN_FORWARD_WORK_FOR_THREADS = _MIN_FORWARD_WORK_FOR_THREADS
 #: Steps whose input projection is computed ahead at a time (small batches): enough rows
 #: for full tiles, few enough that the buffer stays in L2.
 PROJECTION_STEPS = 32
@@ -283,7 +288,8 @@ cdef class Kernel:
         ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
         replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
         a barrier a fall-back), and which receives ``fallbacks`` and ``regroups``: how often
-        the team left thread 0 alone and came back together.
+        the team left thread 0 alone and came back together, and ``threads``: how many
+        threads the call ran on.
         """
         cdef Py_ssize_t B, T, steps
         if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
@@ -335,7 +341,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     cdef Py_ssize_t step_work
     cdef int real = cnp.NPY_DOUBLE if kernel.is_double else cnp.NPY_FLOAT
     cdef lstmc_recurrence_args args
-    cdef int team_counts[2]
+    cdef int team_counts[3]
     if B == 0 or T == 0:
         raise ValueError(f"the LSTM kernel needs at least one sample and one timestep, got {B} x {T}")
     args.x = _array_data(x, "x", real, 3, B, T, D, 0, False)
@@ -356,7 +362,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     # More threads than blocks idle; threads with less than a barrier's worth of work slow down.
     step_work = B * (D + U) * 4 * U
     n_threads = <int>min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD)
-    if n_threads < 1 or step_work * T < _MIN_CALL_WORK_FOR_THREADS:
+    if n_threads < 1 or step_work * T < _MIN_FORWARD_WORK_FOR_THREADS:
         n_threads = 1
 
     # Scratch, kept referenced until the kernel returns (h_spare through the C API: a
@@ -395,7 +401,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     args.n_threads, args.is_double = n_threads, kernel.is_double
     args.prefetch = kernel.weight_bytes > _PREFETCH_BYTES * n_threads
     args.patience, args.regroup_first = LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
-    team_counts[0] = team_counts[1] = 0
+    team_counts[0] = team_counts[1] = team_counts[2] = 0
     args.team_counts = team_counts
     if team is not None:
         args.patience = team.get("patience", args.patience)
@@ -406,4 +412,4 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
         h[...] = h_work
         c[...] = c_work
     if team is not None:
-        team["fallbacks"], team["regroups"] = team_counts[0], team_counts[1]
+        team["fallbacks"], team["regroups"], team["threads"] = team_counts[0], team_counts[1], team_counts[2]

@@ -414,7 +414,7 @@ typedef struct {                                                                
     int n_threads;                                                                            \
     int prefetch;                     /* a thread's weights are far larger than L2 */         \
     double patience, regroup_first;   /* the team's (_team.h; tests shorten them) */          \
-    int *team_counts;                 /* NULL, or receives the fall-backs and regroups */     \
+    int *team_counts;                 /* NULL, or receives fall-backs, regroups, threads */   \
 } lstmc_recurrence_args_##SFX;
 
 #define LSTMC_DEFINE_RECURRENCE(SFX, REAL, WIDE, NARROW)                                       \
@@ -432,7 +432,7 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
                                           lstmc_team *team, lstmc_step_fn_##SFX step,         \
                                           lstmc_project_fn_##SFX project) {                   \
     int p = 0, np = 1, full;                                                                  \
-    ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, u0, u1, resume;                              \
+    ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, resume;                                      \
     ptrdiff_t kb0 = a->k_begin, kb1 = a->k_begin;  /* steps in the projection buffer */       \
     REAL *h_prev = a->h, *h_next = a->h_spare, *swap;                                         \
     REAL *h_in;                                                                               \
@@ -461,7 +461,8 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
             step(a, blk0, blk1, k, k - kb0, h_prev, h_prev, h_next);                          \
         }                                                                                     \
         swap = h_prev; h_prev = h_next; h_next = swap;                                        \
-        if (np > 1) {                                                                         \
+        /* After the last step nobody reads another's units: the region's end suffices. */    \
+        if (np > 1 && k + 1 < a->k_end) {                                                     \
             arrived = lstmc_seconds();                                                        \
             if (!lstmc_team_barrier(team, arrived - started)) continue;                       \
             /* A thread was kept waiting far longer than a step takes: another process */     \
@@ -488,13 +489,9 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
             blk1 = a->nblk / np;  /* blk0 = 0 */                                              \
         }                                                                                     \
     }                                                                                         \
-    if (p == 0 && np == 1 && full > 1) lstmc_team_dismiss(team);                              \
-    u0 = blk0 * a->W;                                                                         \
-    u1 = blk1 * a->W < a->U ? blk1 * a->W : a->U;                                             \
-    /* odd number of steps: own units back to a->h (all of them once alone) */                \
-    if (k == a->k_end && h_prev != a->h && u1 > u0) {                                         \
-        for (j = 0; j < a->B; j++)                                                            \
-            memcpy(a->h + j * a->U + u0, h_prev + j * a->U + u0, (u1 - u0) * sizeof(REAL));   \
+    if (p == 0) {                                                                             \
+        if (np == 1 && full > 1) lstmc_team_dismiss(team);                                    \
+        team->final_h = h_prev;  /* the buffers swap in step: thread 0's is everyone's */    \
     }                                                                                         \
     if (a->trace != NULL) lstmc_fence_streamed_stores();                                      \
     lstmc_leave_ftz(mxcsr);                                                                   \
@@ -515,9 +512,13 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
         _Pragma("omp parallel num_threads(a->n_threads)")                                     \
         lstmc_recurrence_thread_##SFX(a, &team, step, project);                               \
     }                                                                                         \
+    /* odd number of steps: h back to a->h, once every thread is done reading a->h */     \
+    if (team.final_h != a->h)                                                                 \
+        memcpy(a->h, team.final_h, (size_t)(a->B * a->U) * sizeof(REAL));                     \
     if (a->team_counts != NULL) {                                                             \
         a->team_counts[0] = team.fallbacks;                                                   \
         a->team_counts[1] = team.regroups;                                                    \
+        a->team_counts[2] = team.full;                                                        \
     }                                                                                         \
     lstmc_team_free(&team);                                                                   \
 }

@@ -268,3 +268,31 @@ def test_a_trace_on_several_threads_is_the_trace_on_one(rng, units):
     parallel = layer.trace(x)
     for name in ("i", "f", "g", "o", "c", "h"):
         np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name), err_msg=name)
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 8])
+def test_a_call_on_two_threads_ends_with_the_state_of_one(rng, T):
+    """The team skips the barrier after the last step (the region's end is one) and the
+    final h comes back from whichever buffer holds it (odd T: the spare one) once every
+    thread is done: outputs and states are one thread's bits, for short calls too."""
+    x, K, R, b = random_problem(rng, 2, T, 64, 128, np.float32)
+    h0, c0 = rng.standard_normal((2, 2, 128)).astype(np.float32)
+    serial = engine_forward(x, K, R, b, h0, c0, n_threads=1)
+    team = {}
+    split = engine_forward(x, K, R, b, h0, c0, n_threads=2, team=team)
+    if _core.openmp_enabled():
+        assert team["threads"] == 2
+    for name in serial:
+        np.testing.assert_array_equal(split[name], serial[name], err_msg=name)
+
+
+def test_a_forward_too_small_for_a_team_runs_on_one_thread(rng):
+    """A streaming step of LSTM(128) on 64 features: starting a team costs more than a
+    second thread saves (MIN_FORWARD_WORK_FOR_THREADS); two of its steps are worth it."""
+    B, D, U = 1, 64, 128
+    assert B * (D + U) * 4 * U < _core.MIN_FORWARD_WORK_FOR_THREADS <= 2 * B * (D + U) * 4 * U
+    for T, threads in ((1, 1), (2, 2 if _core.openmp_enabled() else 1)):
+        x, K, R, b = random_problem(rng, B, T, D, U, np.float32)
+        team = {}
+        engine_forward(x, K, R, b, n_threads=2, team=team)
+        assert team["threads"] == threads, T

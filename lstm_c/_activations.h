@@ -14,10 +14,12 @@
  * compiler can vectorise the clamps and arithmetic. Sigmoid and tanh (the defaults, and
  * most of an LSTM's non-GEMM time) use the libm-free forms below, good to a few 1e-7
  * relative in float32 and a few 1e-16 in float64 (tanh: 1e-13 just above |x| = 1/2048);
- * the other activations call libm. Where the CPU has AVX-512, float64 sigmoid and tanh
- * run hand-vectorised versions with a table-driven exp (lstmc_fast_gates_d): GCC cannot
- * vectorise a table lookup without gathers, and the r^13 series was most of a float64
- * step's gate math. lstmc_activate_portable_* are the loops alone (tests compare the two).
+ * the other activations call libm. Where the CPU has AVX-512, sigmoid and tanh run
+ * hand-vectorised versions (lstmc_fast_gates_*): float64 with a table-driven exp (GCC
+ * cannot vectorise a table lookup without gathers, and the r^13 series was most of a
+ * float64 step's gate math), float32 with min/max clamps and scalef, which GCC's
+ * vectorised loops do not use. lstmc_activate_portable_* are the loops alone (tests
+ * compare the two).
  */
 #ifndef LSTMC_ACTIVATIONS_H
 #define LSTMC_ACTIVATIONS_H
@@ -64,11 +66,19 @@ enum {
 #define LSTMC_LEAKY_SLOPE 0.2
 #define LSTMC_SQRT1_2 0.70710678118654752440
 
-/* float32 sigmoid and tanh without libm, so the loops that apply them vectorise:
- * e^x = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2)/2, e^r by its Taylor series to
- * r^7 (the next term is below 6e-9 relative: under float32's rounding). The clamp keeps
- * 2^n a normal float; sigmoid and tanh are saturated long before it bites. NaN passes
- * through (comparisons are false, and NaN r poisons the polynomial). */
+/* float32 sigmoid and tanh without libm, so the loops that apply them vectorise. The
+ * polynomials' coefficients come from tools/fit_gate_functions.py (least maximum
+ * relative error; "eps" below is float32's, 2^-23).
+ *
+ * e^x = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2)/2; e^r = 1 + r + r^2 (c2 + ...
+ * + c6 r^4), within 0.03 eps (sigmoid: 1.3 eps in float32 arithmetic). The clamp keeps
+ * 2^n a normal float; sigmoid is saturated long before it bites. NaN passes through
+ * (comparisons are false, and NaN r poisons the polynomial). */
+#define LSTMC_EXP_C2 0.4999999403953552f
+#define LSTMC_EXP_C3 0.1666652113199234f
+#define LSTMC_EXP_C4 0.041668396443128586f
+#define LSTMC_EXP_C5 0.008368703536689281f
+#define LSTMC_EXP_C6 0.0013814070262014866f
 static inline float lstmc_exp_clamped_f(float x) {
     float n, r, p, scale;
     int32_t bits;
@@ -78,12 +88,11 @@ static inline float lstmc_exp_clamped_f(float x) {
     n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     r = x - n * 0.693359375f;          /* ln 2 in two parts (Cody & Waite), so r is exact */
     r = r - n * -2.12194440054690583e-4f;
-    p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
+    p = LSTMC_EXP_C6;
+    p = p * r + LSTMC_EXP_C5;
+    p = p * r + LSTMC_EXP_C4;
+    p = p * r + LSTMC_EXP_C3;
+    p = p * r + LSTMC_EXP_C2;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     bits = ((int32_t)n + 127) << 23;
@@ -95,14 +104,38 @@ static inline float lstmc_sigmoid_f(float x) {
     return 1.0f / (1.0f + lstmc_exp_clamped_f(-x));
 }
 
+/* tanh x = x P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh is 1 in float32), P and Q of degree
+ * 4, within 0.35 eps (2.8 eps in float32 arithmetic: four roundings), held to [-1, 1]. Half
+ * the cost of (1 - e^-2|x|) / (1 + e^-2|x|) with a series near 0, where that cancels.
+ * Every coefficient is positive: no cancellation in the Horner sums either. NaN passes
+ * through. */
+#define LSTMC_TANH_P0 1.0f
+#define LSTMC_TANH_P1 0.13385936617851257f
+#define LSTMC_TANH_P2 0.003501259721815586f
+#define LSTMC_TANH_P3 2.069609945465345e-05f
+#define LSTMC_TANH_P4 1.346356715004049e-08f
+#define LSTMC_TANH_Q1 0.4671925902366638f
+#define LSTMC_TANH_Q2 0.025898974388837814f
+#define LSTMC_TANH_Q3 0.00032946362625807524f
+#define LSTMC_TANH_Q4 7.823589953659393e-07f
 static inline float lstmc_tanh_f(float x) {
-    /* Near 0, 1 - e^-2|x| cancels: use tanh's Taylor series there (|x| < 1/4, next term
-     * below 1e-8 relative); elsewhere (1 - e^-2|x|) / (1 + e^-2|x|) with x's sign. */
-    float a = fabsf(x), x2 = x * x;
-    float series = x * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835)))));
-    float e = lstmc_exp_clamped_f(-2.0f * a);
-    float t = (1.0f - e) / (1.0f + e);
-    return a < 0.25f ? series : (x < 0 ? -t : t);
+    float s, p, q, y;
+    x = x > 9.0f ? 9.0f : x;
+    x = x < -9.0f ? -9.0f : x;
+    s = x * x;
+    p = LSTMC_TANH_P4;
+    p = p * s + LSTMC_TANH_P3;
+    p = p * s + LSTMC_TANH_P2;
+    p = p * s + LSTMC_TANH_P1;
+    p = p * s + LSTMC_TANH_P0;
+    q = LSTMC_TANH_Q4;
+    q = q * s + LSTMC_TANH_Q3;
+    q = q * s + LSTMC_TANH_Q2;
+    q = q * s + LSTMC_TANH_Q1;
+    q = q * s + 1.0f;
+    y = x * p / q;
+    y = y > 1.0f ? 1.0f : y;
+    return y < -1.0f ? -1.0f : y;
 }
 
 /* The same in float64, to libm's accuracy (a few 1e-16): the series runs to r^13 (next
@@ -219,6 +252,61 @@ LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_d(int tanh, double *x,
     }
 }
 
+/* float32 sigmoid and tanh on AVX-512, the formulas above with what the compiler cannot
+ * use on its own: min/max clamps (a NaN x is their second operand, so it passes) and
+ * scalef for 2^n (one instruction for four). */
+LSTMC_AVX512_TARGET static inline __m512 lstmc_sigmoid_ps(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f), round = _mm512_set1_ps(12582912.0f);
+    __m512 n, r, p;
+    x = _mm512_min_ps(_mm512_set1_ps(87.0f), x);    /* e^-x with -x in [-87, 88] */
+    x = _mm512_max_ps(_mm512_set1_ps(-88.0f), x);
+    n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(-1.44269504088896341f), round), round);
+    r = _mm512_fnmsub_ps(n, _mm512_set1_ps(0.693359375f), x);   /* -x - n ln 2, in two parts */
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440054690583e-4f), r);
+    p = _mm512_fmadd_ps(_mm512_set1_ps(LSTMC_EXP_C6), r, _mm512_set1_ps(LSTMC_EXP_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSTMC_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSTMC_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSTMC_EXP_C2));
+    p = _mm512_fmadd_ps(p, r, one);
+    p = _mm512_fmadd_ps(p, r, one);
+    return _mm512_div_ps(one, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
+}
+
+LSTMC_AVX512_TARGET static inline __m512 lstmc_tanh_ps(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 s, p, q, y;
+    x = _mm512_min_ps(_mm512_set1_ps(9.0f), x);
+    x = _mm512_max_ps(_mm512_set1_ps(-9.0f), x);
+    s = _mm512_mul_ps(x, x);
+    p = _mm512_fmadd_ps(_mm512_set1_ps(LSTMC_TANH_P4), s, _mm512_set1_ps(LSTMC_TANH_P3));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(LSTMC_TANH_P2));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(LSTMC_TANH_P1));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(LSTMC_TANH_P0));
+    q = _mm512_fmadd_ps(_mm512_set1_ps(LSTMC_TANH_Q4), s, _mm512_set1_ps(LSTMC_TANH_Q3));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(LSTMC_TANH_Q2));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(LSTMC_TANH_Q1));
+    q = _mm512_fmadd_ps(q, s, one);
+    y = _mm512_div_ps(_mm512_mul_ps(x, p), q);
+    y = _mm512_min_ps(one, y);
+    return _mm512_max_ps(_mm512_set1_ps(-1.0f), y);
+}
+
+LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_f(int tanh, float *x, ptrdiff_t n) {
+    ptrdiff_t k;
+    for (k = 0; k < n; k += 16) {
+        const __mmask16 m = n - k >= 16 ? 0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + k);
+        _mm512_mask_storeu_ps(x + k, m, tanh ? lstmc_tanh_ps(v) : lstmc_sigmoid_ps(v));
+    }
+}
+
+static inline int lstmc_fast_gates_f(int code, float *x, ptrdiff_t n) {
+    if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !__builtin_cpu_supports("avx512f"))
+        return 0;
+    lstmc_sigmoid_tanh_avx512_f(code == LSTMC_TANH, x, n);
+    return 1;
+}
+
 static inline int lstmc_fast_gates_d(int code, double *x, ptrdiff_t n) {
     if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !__builtin_cpu_supports("avx512f"))
         return 0;
@@ -226,9 +314,9 @@ static inline int lstmc_fast_gates_d(int code, double *x, ptrdiff_t n) {
     return 1;
 }
 #else
+#define lstmc_fast_gates_f(code, x, n) 0
 #define lstmc_fast_gates_d(code, x, n) 0
 #endif
-#define lstmc_fast_gates_f(code, x, n) 0
 
 #define LSTMC_DEFINE_ACTIVATE(SUFFIX, T, EXP, EXPM1, LOG1P, TANH, ERF, FABS)          \
 static inline T lstmc_softplus_##SUFFIX(T v) {                                         \

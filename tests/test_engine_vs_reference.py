@@ -107,6 +107,21 @@ def test_sigmoid_and_tanh_are_accurate(dtype, name, portable):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-300)
 
 
+def test_gate_function_coefficients_are_the_fitted_ones():
+    """The float32 e^r polynomial and tanh rational in _activations.h approximate their
+    functions as closely as their comments say (tools/fit_gate_functions.py fits them):
+    a coefficient mistyped or rounded badly would show here first."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "fit_gate_functions.py"
+    spec = importlib.util.spec_from_file_location("fit_gate_functions", path)
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    exp_c, p, q = fit.header_coefficients(fit.HEADER.read_text())
+    assert fit.exp_error(exp_c) < 0.05 * fit.EPS
+    assert fit.tanh_error(p, q) < 0.4 * fit.EPS
+
+
 @settings(max_examples=100, deadline=None)
 @given(problems(), st.integers(2, 5))
 def test_thread_count_changes_nothing(problem, n_threads):

@@ -236,7 +236,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     ptrdiff_t q, s, gate, lane;                                                               \
     /* units past U in a ragged last block are padding lanes: they start from c = 0. On   */ \
     /* cache lines (as acc, in a step): a thread's stack is wherever its thread's is, and  */ \
-    /* vectors split over two lines made the thread with the unlucky one 10% slower.      */ \
+    /* vectors split over two lines made the thread with unlucky ones up to 40% slower.   */ \
     REAL c_old[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE, c_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE; \
     REAL h_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE;                                      \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \

@@ -68,8 +68,8 @@ typedef struct {
     double solo_since, regroup_after, regrouped_at;
     int fallbacks, regroups;
     void *final_h;         /* which of the two h buffers holds h when the call ends */
-    /* the pulses of a team this small need no allocation (a streaming step at 2 threads
-     * takes 3-4 us; nor need they start at any value: only their changes are read) */
+    /* the pulses of a team this small need no allocation (a short call at 2 threads takes
+     * a few us; nor need they start at any value: only their changes are read) */
     lstmc_pulse inline_pulses[LSTMC_INLINE_PULSES];
 } lstmc_team;
 

@@ -32,7 +32,7 @@ TANH_DEGREE = 4
 
 
 def minimax_lp(basis, target, weight, fixed=0.0):
-    """Coefficients c minimising max |fixed + basis @ c - target| / weight, and that max."""
+    """Coefficients c minimising max |fixed + basis @ c - target| / weight."""
     n = basis.shape[1]
     scale = 1 / np.abs(basis).max(axis=0)           # columns of like size, for the solver
     a = basis * scale
@@ -45,20 +45,23 @@ def minimax_lp(basis, target, weight, fixed=0.0):
                                                   dual_feasibility_tolerance=1e-10))
     if not result.success:
         raise RuntimeError(result.message)
-    return result.x[:n] * scale, result.x[-1]
+    return result.x[:n] * scale
+
+
+def exp_grid():
+    return np.linspace(-EXP_HALF_WIDTH, EXP_HALF_WIDTH, 20001)
 
 
 def exp_error(c):
     """Largest relative error of 1 + r + c[0] r^2 + ... on |r| <= ln(2)/2."""
-    r = np.linspace(-EXP_HALF_WIDTH, EXP_HALF_WIDTH, 20001)
+    r = exp_grid()
     return np.max(np.abs(1 + r + np.polyval(c[::-1], r) * r * r - np.exp(r)) / np.exp(r))
 
 
 def fit_exp(degree=6):
-    r = np.linspace(-EXP_HALF_WIDTH, EXP_HALF_WIDTH, 20001)
+    r = exp_grid()
     basis = np.vander(r, degree + 1, increasing=True)[:, 2:]
-    c, _ = minimax_lp(basis, np.exp(r), np.exp(r), fixed=1 + r)
-    return c
+    return minimax_lp(basis, np.exp(r), np.exp(r), fixed=1 + r)
 
 
 def tanh_grid():
@@ -69,9 +72,9 @@ def tanh_grid():
     return x * x, f
 
 
-def tanh_error(p, q):
+def tanh_error(p, q, grid=None):
     """Largest relative error of x P(x^2) / Q(x^2) against tanh x on (0, 9]."""
-    s, f = tanh_grid()
+    s, f = tanh_grid() if grid is None else grid
     return np.max(np.abs(np.polyval(p[::-1], s) / np.polyval(q[::-1], s) - f) / f)
 
 
@@ -82,9 +85,9 @@ def fit_tanh(degree=TANH_DEGREE, rounds=30):
     for _ in range(rounds):
         # P(s) - f (Q(s) - 1) - f = residual, bounded by d f Q_prev
         basis = np.hstack([powers, -f[:, None] * powers[:, 1:]])
-        z, _ = minimax_lp(basis, f, f * q_prev)
+        z = minimax_lp(basis, f, f * q_prev)
         p, q = z[:degree + 1], np.concatenate([[1.0], z[degree + 1:]])
-        error = tanh_error(p, q)
+        error = tanh_error(p, q, (s, f))
         if best is None or error < best[2]:
             best = (p, q, error)
         q_prev = np.polyval(q[::-1], s)

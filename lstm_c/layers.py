@@ -250,9 +250,20 @@ class LSTM:
         ``return_sequences``), or ``[output, h, c]`` with ``return_state``.
         On a symbolic model input (:func:`lstm_c.Input`) it records the call for a model.
         """
-        # (the common streaming call, one array and nothing else, skips the walk)
-        if (type(x) is not np.ndarray or initial_state is not None or mask is not None) and \
-                is_symbolic((x, initial_state, mask)):
+        if type(x) is np.ndarray and initial_state is None and mask is None:
+            # The plain call (a stateful layer's next batch, a streaming step) in one call
+            # into the kernel; anything it cannot take goes the general way.
+            states = self._states
+            if (self._kernel is not None and (states is not None or not self.stateful)
+                    and not (training and (self.dropout > 0 or self.recurrent_dropout > 0))):
+                result = self._kernel.call_plain(x, states, self.return_sequences, self.go_backwards,
+                                                 effective_n_threads())
+                if result is not None:
+                    output, h, c = result
+                    if not self.return_state:
+                        return output
+                    return [output, h.copy(), c.copy()] if states is not None else [output, h, c]
+        elif is_symbolic((x, initial_state, mask)):
             return symbolic_call(self, x, initial_state=initial_state, mask=mask)
         output, h, c, _ = self._run(x, initial_state, mask, training, want_trace=False)
         return [output, h, c] if self.return_state else output

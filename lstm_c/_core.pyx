@@ -313,18 +313,21 @@ cdef class Kernel:
         _forward(self, x, B, T, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
                  go_backwards, zero_output_for_mask, n_threads, steps, _team)
 
-    def call_plain(self, x, states, bint return_sequences, bint go_backwards, int n_threads):
+    def call_plain(self, x, states, bint return_sequences, bint go_backwards, int n_threads,
+                   bint want_trace=False, reusable_trace=None):
         """A layer's plain call, in one step from Python: ``x`` (B, T, D) with no mask and
         no dropout, from ``states`` ([h, c], updated in place: a stateful layer's) or from
-        zeros (``states`` None). Returns ``(output, h, c)``, the output fresh (B, U), or
-        (B, T, U) with ``return_sequences``; or None when ``x`` is not a C-contiguous
+        zeros (``states`` None). Returns ``(output, h, c, trace)``: the output fresh (B, U),
+        or (B, T, U) with ``return_sequences``; with ``want_trace``, the (6, B, T, U) trace,
+        written into ``reusable_trace`` if that has its shape and dtype (the output is then
+        the trace's h), else None. Returns None instead when ``x`` is not a C-contiguous
         ndarray of this kernel's dtype, input size and the states' batch size, for the
         caller's general path to convert it or say what is wrong.
 
-        A streaming step of LSTM(128) computes for ~3.5 µs; the layer's general path
+        A streaming step of LSTM(128) computes for ~3.5 us; the layer's general path
         (checks, allocations and calls in Python) cost another 1.5."""
         cdef cnp.ndarray a
-        cdef cnp.npy_intp dims[3]
+        cdef cnp.npy_intp dims[4]
         cdef cnp.npy_intp state_dims[2]
         cdef int real = cnp.NPY_DOUBLE if self.is_double else cnp.NPY_FLOAT
         if type(x) is not np.ndarray:
@@ -333,28 +336,50 @@ cdef class Kernel:
         if (cnp.PyArray_NDIM(a) != 3 or cnp.PyArray_TYPE(a) != real or not cnp.PyArray_IS_C_CONTIGUOUS(a)
                 or cnp.PyArray_DIM(a, 1) < 1 or cnp.PyArray_DIM(a, 2) != self.input_dim):
             return None
-        dims[0], dims[1], dims[2] = cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1), self.units
-        state_dims[0], state_dims[1] = dims[0], dims[2]
+        # (6,) B, T, U
+        dims[0], dims[1], dims[2], dims[3] = 6, cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1), self.units
+        state_dims[0], state_dims[1] = dims[1], dims[3]
         if states is None:
-            if dims[0] < 1:
+            if dims[1] < 1:
                 return None
             h, c = _aligned(2, state_dims, real, True), _aligned(2, state_dims, real, True)
         else:
             h, c = states
             if type(h) is not np.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>h) != 2 \
-                    or cnp.PyArray_DIM(<cnp.ndarray>h, 0) != dims[0]:
+                    or cnp.PyArray_DIM(<cnp.ndarray>h, 0) != dims[1]:
                 return None
         out_last = _aligned(2, state_dims, real, False)
-        out_seq = _aligned(3, dims, real, False) if return_sequences else None
-        _forward(self, x, dims[0], dims[1], h, c, out_last, out_seq, None, None, None, go_backwards,
-                 False, n_threads, self._default_projection_steps(dims[0], dims[1]), None)
-        return (out_seq if return_sequences else out_last), h, c
+        out_seq = trace = None
+        if want_trace:   # unmasked, the outputs are the trace's h: not written twice
+            trace = reusable_trace if _has_shape(reusable_trace, real, 4, dims) else _aligned(4, dims, real, False)
+        elif return_sequences:
+            out_seq = _aligned(3, dims + 1, real, False)
+        _forward(self, x, dims[1], dims[2], h, c, out_last, out_seq, trace, None, None, go_backwards,
+                 False, n_threads, self._default_projection_steps(dims[1], dims[2]), None)
+        if return_sequences and want_trace:
+            out_seq = trace[5]
+        return (out_seq if return_sequences else out_last), h, c, trace
 
     cdef Py_ssize_t _default_projection_steps(self, Py_ssize_t B, Py_ssize_t T):
         # Small batches: a tile over samples would be mostly empty; one over steps is full.
         if B < lstmc_tile_samples(self.lanes, self.is_double) and T > 1:
             return min(<Py_ssize_t>_PROJECTION_STEPS, T)
         return 0
+
+
+cdef bint _has_shape(arr, int typenum, int ndim, cnp.npy_intp *dims):
+    """Whether ``arr`` is a C-contiguous, writable ndarray of this type and shape."""
+    cdef int i
+    if type(arr) is not np.ndarray:
+        return False
+    a = <cnp.ndarray>arr
+    if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or not cnp.PyArray_ISWRITEABLE(a)):
+        return False
+    for i in range(ndim):
+        if cnp.PyArray_DIM(a, i) != dims[i]:
+            return False
+    return True
 
 
 cdef inline size_t _on_lines(size_t nbytes):

@@ -254,12 +254,12 @@ class LSTM:
             # The plain call (a stateful layer's next batch, a streaming step) in one call
             # into the kernel; anything it cannot take goes the general way.
             states = self._states
-            if (self._kernel is not None and (states is not None or not self.stateful)
-                    and not (training and (self.dropout > 0 or self.recurrent_dropout > 0))):
+            if self._plain_call_possible(states) and not (
+                    training and (self.dropout > 0 or self.recurrent_dropout > 0)):
                 result = self._kernel.call_plain(x, states, self.return_sequences, self.go_backwards,
                                                  effective_n_threads())
                 if result is not None:
-                    output, h, c = result
+                    output, h, c, _ = result
                     if not self.return_state:
                         return output
                     return [output, h.copy(), c.copy()] if states is not None else [output, h, c]
@@ -276,7 +276,22 @@ class LSTM:
         shape into it if nothing references the old one any more (a fresh trace must be
         faulted in by the OS, which can cost as much as the call): a Trace, or any array of
         it, that you keep is never overwritten."""
+        states = self._states
+        if type(x) is np.ndarray and initial_state is None and mask is None and self._plain_call_possible(states):
+            buffer = self.__dict__.get("_trace_buffer")   # held here: the attribute and `buffer`
+            reusable = None if buffer is None or referenced_elsewhere(buffer, held=2) else buffer
+            initial = (None, None) if states is None else (states[0].copy(), states[1].copy())
+            result = self._kernel.call_plain(x, states, self.return_sequences, self.go_backwards,
+                                             effective_n_threads(), True, reusable)
+            if result is not None:
+                self._trace_buffer = result[3]
+                return Trace(result[3], x, None, self.go_backwards, initial[0], initial[1], None)
         return self._run(x, initial_state, mask, False, want_trace=True)[3]
+
+    def _plain_call_possible(self, states):
+        """Whether a call with no mask, initial state or dropout can go straight to the
+        kernel (Kernel.call_plain): built, and a stateful layer's state exists."""
+        return self._kernel is not None and (states is not None or not self.stateful)
 
     def call_for_training(self, x, initial_state=None, mask=None, training=True):
         """A call that also returns what the backward pass (:mod:`lstm_c.backprop`) needs.

@@ -158,7 +158,7 @@ def test_reset_states_bad_samples(rng):
 def test_plain_calls_equal_general_calls(rng, dtype, return_sequences, go_backwards):
     """A C-contiguous array of the layer's dtype takes the plain path (one call into the
     kernel); a Fortran-ordered copy of it takes the general one. Both give the same bits,
-    carry the same state, and hand out copies of it."""
+    calls and traces alike, carry the same state, and hand out copies of it."""
     x, K, R, b = random_problem(rng, 3, 4, 2, 5, dtype)
     layers = [lstm_c.LSTM(5, stateful=True, return_state=True, return_sequences=return_sequences,
                           go_backwards=go_backwards, dtype=dtype) for _ in "pg"]
@@ -171,11 +171,15 @@ def test_plain_calls_equal_general_calls(rng, dtype, return_sequences, go_backwa
         plain[1][...] = np.nan  # the returned h is the caller's, not the layer's state
         np.testing.assert_array_equal(layers[0].states[0], general[1])
         assert plain[0].dtype == dtype and plain[0].shape == ((3, 4, 5) if return_sequences else (3, 5))
+        plain, general = layers[0].trace(x), layers[1].trace(np.asfortranarray(x))
+        for name in ("states", "outputs", "initial_h", "initial_c"):
+            np.testing.assert_array_equal(getattr(plain, name), getattr(general, name))
+        np.testing.assert_array_equal(layers[0].states[1], general.c[:, -1])
 
 
 def test_a_streaming_step_takes_the_plain_path(rng, monkeypatch):
     """A stateful layer's next batch, and a stateless call of one array, go straight to the
-    kernel; what the plain path cannot take (other dtypes, a wrong batch size, dropout while
+    kernel, as do their traces; what the plain path cannot take (other dtypes, a wrong batch size, dropout while
     training) goes the general way, which converts or says what is wrong."""
     x, layer, long = stateful_pair(rng, dropout=0.5)
     layer(x)  # the first call builds the state: the general path
@@ -187,6 +191,8 @@ def test_a_streaming_step_takes_the_plain_path(rng, monkeypatch):
     monkeypatch.setattr(lstm_c.LSTM, "_run", no_general_path)
     layer(np.ascontiguousarray(x[:, :1]))
     long(x)
+    layer.trace(x)
+    long.trace(x)
     with pytest.raises(AssertionError, match="general path"):
         layer(x.astype(np.float64))
     with pytest.raises(AssertionError, match="general path"):

@@ -78,6 +78,14 @@ STREAMED_TRACE_BYTES = LSTMC_STREAMED_TRACE_BYTES
 #: weights per thread exceed twice this prefetches the next block's weights as it goes.
 L2_BYTES = lstmc_l2_bytes()
 cdef Py_ssize_t _PREFETCH_BYTES = 2 * L2_BYTES
+#: A float64 call with the input projected ahead reads float32 copies of float32-valued
+#: recurrent rows (Kernel's ``single_rows``) when a thread's share of the float64 rows
+#: exceeds this, 5/8 of L2: below it the rows stay in L2 and widening each float32 row
+#: (two uops on the FMA ports) costs more than reading twice the bytes (one sequence of
+#: LSTM(128), 0.5 MB: float64 / float32 2.09 vs 2.34 widened; 1.1 MB: 2.24 vs 2.33;
+#: 1.5 MB: 2.52 vs 2.30; 2 MB: 3.04 vs 2.33, on one Xeon core with 2 MB of L2).
+cdef Py_ssize_t _SINGLE_ROWS_MIN_BYTES = 5 * L2_BYTES // 8
+SINGLE_ROWS_MIN_BYTES = _SINGLE_ROWS_MIN_BYTES
 
 
 #: Bytes of a cache line: the unit of the caches' ownership between cores.
@@ -218,13 +226,14 @@ cdef class Kernel:
         Blocks of one 512-bit vector (True) or one 256-bit vector (False); None (the
         default) picks 512 where the CPU has AVX-512. Both give the same bits (every
         unit sums in one order); tests use it to run both layouts on one machine.
-    single_rows : bool
+    single_rows : bool or None
         float64 only: when every recurrent weight is a float32 value (a float32 model
         run in float64), also keep the packed recurrent rows in float32
         (``recurrent_rows_float32``), which steps with the input projected ahead read
         at half the bytes, for the same bits (on CPUs where the two tiles contract alike:
-        x86-64-v4 for 512-bit blocks, v3 for 256-bit). False keeps float64 rows only
-        (tests compare the two).
+        x86-64-v4 for 512-bit blocks, v3 for 256-bit). None (the default) reads them in
+        calls where a thread's share of the float64 rows exceeds ``SINGLE_ROWS_MIN_BYTES``,
+        True in every call; False keeps float64 rows only (tests compare the two).
     """
 
     cdef readonly object weights, bias, dtype, recurrent_rows_float32
@@ -235,10 +244,11 @@ cdef class Kernel:
     cdef const void *weights_ptr
     cdef const void *bias_ptr
     cdef const float *rec_single_ptr
-    cdef Py_ssize_t weight_bytes
+    cdef bint rec_single_always
+    cdef Py_ssize_t weight_bytes, float64_rec_bytes
 
     def __init__(self, kernel, recurrent_kernel, bias, int activation, int recurrent_activation,
-                 *, wide=None, bint single_rows=True):
+                 *, wide=None, single_rows=None):
         dtype = np.result_type(kernel)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"weights must be float32 or float64, got {dtype}")
@@ -267,7 +277,9 @@ cdef class Kernel:
         self.bias_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.bias) if self.bias is not None else NULL
         self.recurrent_rows_float32 = None
         self.rec_single_ptr = NULL
-        if self.is_double and single_rows and lstmc_single_rows(self.lanes):
+        self.rec_single_always = single_rows is True
+        self.float64_rec_bytes = self.n_blocks * U * 4 * self.lanes * 8
+        if self.is_double and single_rows is not False and lstmc_single_rows(self.lanes):
             self.recurrent_rows_float32 = float32_rows(self.weights[:, D:])
             if self.recurrent_rows_float32 is not None:
                 self.rec_single_ptr = <const float *>cnp.PyArray_DATA(
@@ -296,8 +308,9 @@ cdef class Kernel:
         ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
         replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
         a barrier a fall-back), and which receives ``fallbacks`` and ``regroups``: how often
-        the team left thread 0 alone and came back together, and ``threads``: how many
-        threads the call ran on.
+        the team left thread 0 alone and came back together, ``threads``: how many
+        threads the call ran on, and ``single_rows``: whether its steps read the float32
+        recurrent rows (``SINGLE_ROWS_MIN_BYTES``).
         """
         cdef Py_ssize_t B, T, steps
         if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
@@ -475,7 +488,9 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
 
     args.B, args.T, args.D, args.U = B, T, D, U
     args.nblk, args.W = kernel.n_blocks, kernel.lanes
-    args.wp, args.bias, args.rec_single = kernel.weights_ptr, kernel.bias_ptr, kernel.rec_single_ptr
+    args.wp, args.bias = kernel.weights_ptr, kernel.bias_ptr
+    args.rec_single = (kernel.rec_single_ptr if kernel.rec_single_always
+                       or kernel.float64_rec_bytes > _SINGLE_ROWS_MIN_BYTES * n_threads else NULL)
     args.first_valid = (<const Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>first_valid)
                         if first_valid is not None else NULL)
     args.TB = projection_steps
@@ -500,3 +515,4 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
         c[...] = c_work
     if team is not None:
         team["fallbacks"], team["regroups"], team["threads"] = team_counts[0], team_counts[1], team_counts[2]
+        team["single_rows"] = args.rec_single != NULL and args.projection != NULL

@@ -75,9 +75,9 @@ N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
 #: ones of one thread stay in cache for their reader.
 STREAMED_TRACE_BYTES = LSTMC_STREAMED_TRACE_BYTES
 #: The L2 cache of one core (from the C library; 1 MB where it does not say). A call whose
-#: weights per thread exceed twice this prefetches the next block's weights as it goes.
+#: weights per thread exceed this prefetches the next block's weights as it goes.
 L2_BYTES = lstmc_l2_bytes()
-cdef Py_ssize_t _PREFETCH_BYTES = 2 * L2_BYTES
+cdef Py_ssize_t _PREFETCH_BYTES = L2_BYTES
 #: A float64 call with the input projected ahead reads float32 copies of float32-valued
 #: recurrent rows (Kernel's ``single_rows``) when a thread's share of the float64 rows
 #: exceeds this, 5/8 of L2: below it the rows stay in L2 and widening each float32 row

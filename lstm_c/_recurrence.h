@@ -357,11 +357,12 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
 /* blocks in reverse: the blocks a step used last are still in L2 when the next one      */  \
 /* starts, where a fixed order would evict each block just before its turn when a        */  \
 /* thread's weights are a little larger than L2 (LSTM(256) on one core: 1 MB).           */  \
-/* When a thread's weights are far larger than L2 (a->prefetch) and the input is fused   */  \
-/* with several tiles per block, a block's tiles also pull the next block's weights into */  \
-/* L2, each its share: otherwise they come from L3 or memory (LSTM(512) in float64:      */  \
-/* 16 MB) while the next block's first tile waits (big on one thread: float64 -10%,      */  \
-/* float32 -4%). Weights that fit gain nothing from it.                                  */  \
+/* When a thread's weights are larger than L2 (a->prefetch) and the input is fused with  */  \
+/* several tiles per block, a block's tiles also pull the next block's weights into L2,  */  \
+/* each its share: otherwise they come from L3 or memory (LSTM(512) in float64: 16 MB)   */  \
+/* while the next block's first tile waits (big on one thread: float64 -10%, float32     */  \
+/* -4%; 1.4-1.5x L2: med in float64 on one thread, big on two, -4 to -6%). Weights that  */  \
+/* fit gain nothing from it.                                                             */  \
 /* With the input projected ahead a step is bound by reading the recurrent rows, so     */  \
 /* float64 reads them in float32 when every one is a float32 value (a->rec_single: a    */  \
 /* float32 model run in float64), half the bytes for the same products and sums.        */  \
@@ -431,7 +432,7 @@ typedef struct {                                                                
     REAL *out_seq, *out_last, *trace; /* (B, T, U), (B, U), (6, B, T, U); seq/trace may be NULL */\
     ptrdiff_t k_begin, k_end;         /* processing steps to run */                           \
     int n_threads;                                                                            \
-    int prefetch;                     /* a thread's weights are far larger than L2 */         \
+    int prefetch;                     /* a thread's weights are larger than L2 */             \
     double patience, regroup_first;   /* the team's (_team.h; tests shorten them) */          \
     int *team_counts;                 /* NULL, or receives fall-backs, regroups, threads */   \
 } lstmc_recurrence_args_##SFX;

@@ -233,12 +233,12 @@ def test_which_float64_kernels_keep_float32_rows(rng, wide):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B", [3, 13])
-def test_weights_far_larger_than_l2_match_reference(rng, dtype, B):
-    """Weights over twice the L2 per thread make the kernel prefetch the next block's rows
-    as it goes (fused input with several tiles per block at B = 13, the input projected
-    ahead at B = 3; 520 units leave float32 a ragged last block). Prefetching changes no
-    number: the reference's results, and split over 4 threads (float32 on a 1 MB L2: each
-    share below the threshold, no prefetch) the same bits."""
+def test_weights_larger_than_l2_match_reference(rng, dtype, B):
+    """Weights over twice the L2 (over the L2 per thread: the threshold) make the kernel
+    prefetch the next block's rows as it goes (fused input with several tiles per block at
+    B = 13, the input projected ahead at B = 3; 520 units leave float32 a ragged last
+    block). Prefetching changes no number: the reference's results, and split over 4
+    threads the same bits."""
     T, D = 4, 300
     U = next(u for u in (520, 1040, 2080)  # the size a CPU's L2 calls for
              if (D + u) * 4 * u * np.dtype(dtype).itemsize > 2 * lstm_c._core.L2_BYTES)

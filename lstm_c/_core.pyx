@@ -330,12 +330,13 @@ cdef class Kernel:
                    bint want_trace=False, reusable_trace=None):
         """A layer's plain call, in one step from Python: ``x`` (B, T, D) with no mask and
         no dropout, from ``states`` ([h, c], updated in place: a stateful layer's) or from
-        zeros (``states`` None). Returns ``(output, h, c, trace)``: the output fresh (B, U),
-        or (B, T, U) with ``return_sequences``; with ``want_trace``, the (6, B, T, U) trace,
-        written into ``reusable_trace`` if that has its shape and dtype (the output is then
-        the trace's h), else None. Returns None instead when ``x`` is not a C-contiguous
-        ndarray of this kernel's dtype, input size and the states' batch size, for the
-        caller's general path to convert it or say what is wrong.
+        zeros (``states`` None). Returns ``(output, h, c, trace)``: the output, fresh, is
+        (B, U), or (B, T, U) with ``return_sequences``; ``trace`` is None, or with
+        ``want_trace`` the (6, B, T, U) trace, written into ``reusable_trace`` if that has
+        its shape and dtype (the output is then the trace's h). Returns None instead when
+        ``x`` is not a C-contiguous ndarray of this kernel's dtype, input size and the
+        states' batch size, for the caller's general path to convert it or say what is
+        wrong.
 
         A streaming step of LSTM(128) computes for ~3.5 us; the layer's general path
         (checks, allocations and calls in Python) cost another 1.5."""
@@ -349,7 +350,7 @@ cdef class Kernel:
         if (cnp.PyArray_NDIM(a) != 3 or cnp.PyArray_TYPE(a) != real or not cnp.PyArray_IS_C_CONTIGUOUS(a)
                 or cnp.PyArray_DIM(a, 1) < 1 or cnp.PyArray_DIM(a, 2) != self.input_dim):
             return None
-        # (6,) B, T, U
+        # the trace's shape; from dims + 1 the outputs' (B, T, U)
         dims[0], dims[1], dims[2], dims[3] = 6, cnp.PyArray_DIM(a, 0), cnp.PyArray_DIM(a, 1), self.units
         state_dims[0], state_dims[1] = dims[1], dims[3]
         if states is None:
@@ -364,9 +365,10 @@ cdef class Kernel:
         out_last = _aligned(2, state_dims, real, False)
         out_seq = trace = None
         if want_trace:   # unmasked, the outputs are the trace's h: not written twice
-            trace = reusable_trace if _has_shape(reusable_trace, real, 4, dims) else _aligned(4, dims, real, False)
+            trace = (reusable_trace if _has_shape(reusable_trace, real, 4, dims)
+                     else _aligned(4, dims, real, False))
         elif return_sequences:
-            out_seq = _aligned(3, dims + 1, real, False)
+            out_seq = _aligned(3, dims + 1, real, False)   # (B, T, U)
         _forward(self, x, dims[1], dims[2], h, c, out_last, out_seq, trace, None, None, go_backwards,
                  False, n_threads, self._default_projection_steps(dims[1], dims[2]), None)
         if return_sequences and want_trace:
@@ -383,6 +385,7 @@ cdef class Kernel:
 cdef bint _has_shape(arr, int typenum, int ndim, cnp.npy_intp *dims):
     """Whether ``arr`` is a C-contiguous, writable ndarray of this type and shape."""
     cdef int i
+    cdef cnp.ndarray a
     if type(arr) is not np.ndarray:
         return False
     a = <cnp.ndarray>arr

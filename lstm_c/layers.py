@@ -277,12 +277,11 @@ class LSTM:
         faulted in by the OS, which can cost as much as the call): a Trace, or any array of
         it, that you keep is never overwritten."""
         states = self._states
-        if type(x) is np.ndarray and initial_state is None and mask is None and self._plain_call_possible(states):
-            buffer = self.__dict__.get("_trace_buffer")   # held here: the attribute and `buffer`
-            reusable = None if buffer is None or referenced_elsewhere(buffer, held=2) else buffer
+        if (type(x) is np.ndarray and initial_state is None and mask is None
+                and self._plain_call_possible(states)):
             initial = (None, None) if states is None else (states[0].copy(), states[1].copy())
             result = self._kernel.call_plain(x, states, self.return_sequences, self.go_backwards,
-                                             effective_n_threads(), True, reusable)
+                                             effective_n_threads(), True, self._idle_trace_buffer())
             if result is not None:
                 self._trace_buffer = result[3]
                 return Trace(result[3], x, None, self.go_backwards, initial[0], initial[1], None)
@@ -364,11 +363,16 @@ class LSTM:
         so its buffer is reused; while anything still references it (a Trace or one of its
         arrays kept, a shared layer's earlier call in the same step, a caller keeping
         ``saved``), a new one is made."""
-        buffer = self.__dict__.get("_trace_buffer")
-        # held here: the attribute and the `buffer` local
-        if buffer is None or buffer.shape != shape or referenced_elsewhere(buffer, held=2):
+        buffer = self._idle_trace_buffer()
+        if buffer is None or buffer.shape != shape:
             buffer = self._trace_buffer = aligned_empty(shape, self.dtype)
         return buffer
+
+    def _idle_trace_buffer(self):
+        """The last trace buffer if nothing but this layer holds it any more, else None."""
+        buffer = self.__dict__.get("_trace_buffer")
+        # held here: the attribute and the `buffer` local
+        return None if buffer is None or referenced_elsewhere(buffer, held=2) else buffer
 
     def _check_input(self, x):
         if not (type(x) is np.ndarray and x.dtype == self.dtype and x.flags.c_contiguous):

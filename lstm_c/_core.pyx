@@ -365,7 +365,7 @@ cdef class Kernel:
         out_last = _aligned(2, state_dims, real, False)
         out_seq = trace = None
         if want_trace:   # unmasked, the outputs are the trace's h: not written twice
-            trace = (reusable_trace if _has_shape(reusable_trace, real, 4, dims)
+            trace = (reusable_trace if _has_shape(reusable_trace, real, 4, dims, True)
                      else _aligned(4, dims, real, False))
         elif return_sequences:
             out_seq = _aligned(3, dims + 1, real, False)   # (B, T, U)
@@ -382,15 +382,15 @@ cdef class Kernel:
         return 0
 
 
-cdef bint _has_shape(arr, int typenum, int ndim, cnp.npy_intp *dims):
-    """Whether ``arr`` is a C-contiguous, writable ndarray of this type and shape."""
+cdef bint _has_shape(arr, int typenum, int ndim, cnp.npy_intp *dims, bint writable):
+    """Whether ``arr`` is a C-contiguous ndarray of this type and shape, writable if asked."""
     cdef int i
     cdef cnp.ndarray a
-    if type(arr) is not np.ndarray:
+    if not isinstance(arr, np.ndarray):
         return False
     a = <cnp.ndarray>arr
     if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(a)
-            or not cnp.PyArray_ISWRITEABLE(a)):
+            or (writable and not cnp.PyArray_ISWRITEABLE(a))):
         return False
     for i in range(ndim):
         if cnp.PyArray_DIM(a, i) != dims[i]:
@@ -407,26 +407,26 @@ cdef void *_array_data(object arr, str name, int typenum, int ndim, Py_ssize_t d
     """The data pointer of ``arr`` once it is checked to be a C-contiguous ndarray of the
     given type and shape (d0 .. d{ndim-1}), writable if asked: everything the C code
     assumes. Through the NumPy C API: a streaming step cannot afford buffer acquisition."""
-    cdef cnp.ndarray a
-    cdef Py_ssize_t expected[4]
+    cdef cnp.npy_intp expected[4]
     cdef int i
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
-    a = <cnp.ndarray>arr
     expected[0], expected[1], expected[2], expected[3] = d0, d1, d2, d3
-    if cnp.PyArray_NDIM(a) != ndim:
-        raise _shape_error(name, arr, [expected[i] for i in range(ndim)])
-    for i in range(ndim):
-        if cnp.PyArray_DIM(a, i) != expected[i]:
-            raise _shape_error(name, arr, [expected[i] for i in range(ndim)])
-    if cnp.PyArray_TYPE(a) != typenum:
-        raise ValueError(f"{name} dtype mismatch: expected {np.dtype(cnp.PyArray_TypeObjectFromType(typenum))}, "
-                         f"got {arr.dtype}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
-        raise ValueError(f"{name} must be C-contiguous")
-    if writable and not cnp.PyArray_ISWRITEABLE(a):
-        raise ValueError(f"{name} must be writable")
-    return cnp.PyArray_DATA(a)
+    if _has_shape(arr, typenum, ndim, expected, writable):
+        return cnp.PyArray_DATA(<cnp.ndarray>arr)
+    raise _array_error(arr, name, np.dtype(cnp.PyArray_TypeObjectFromType(typenum)),
+                       tuple([expected[i] for i in range(ndim)]))
+
+
+def _array_error(arr, name, dtype, shape):
+    """What is wrong with ``arr``, which _has_shape refused (writable if nothing else)."""
+    if not isinstance(arr, np.ndarray):
+        return TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.shape != shape:
+        return _shape_error(name, arr, shape)
+    if arr.dtype != dtype:
+        return ValueError(f"{name} dtype mismatch: expected {dtype}, got {arr.dtype}")
+    if not arr.flags.c_contiguous:
+        return ValueError(f"{name} must be C-contiguous")
+    return ValueError(f"{name} must be writable")
 
 
 cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_seq, trace, mask,

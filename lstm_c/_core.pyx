@@ -59,6 +59,7 @@ cdef extern from "_recurrence.h" nogil:
         Py_ssize_t k_begin, k_end
         int n_threads, prefetch, is_double
         double patience, regroup_first
+        void *team_seats
         int *team_counts
     void lstmc_recurrence(const lstmc_recurrence_args *args)
     int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
@@ -68,6 +69,7 @@ cdef extern from "_recurrence.h" nogil:
     int lstmc_single_rows(Py_ssize_t W)
     size_t LSTMC_STREAMED_TRACE_BYTES
     double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
+    size_t LSTMC_SEAT_BYTES
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
 #: Traces of at least this many bytes, and every trace of a call on several threads, are
@@ -494,18 +496,21 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     # blocks' part of the projection: no line is written by two). One C allocation, not
     # NumPy arrays: a cache-line-aligned one costs ~0.13 us, 3-4% of a streaming step.
     cdef size_t item = 8 if kernel.is_double else 4
+    cdef size_t seat_bytes = n_threads * LSTMC_SEAT_BYTES   # the team's (a line each)
     cdef size_t spare_bytes = _on_lines(B * U * item)
     cdef size_t dropped_bytes = (_on_lines(n_threads * B * U * item)
                                  if recurrent_dropout_mask is not None else 0)
     cdef size_t projection_bytes = _on_lines(kernel.n_blocks * projection_steps * B * 4 * kernel.lanes
                                              * item)
-    cdef char *scratch = <char *>aligned_alloc(_CACHE_LINE, spare_bytes + dropped_bytes + projection_bytes)
+    cdef size_t scratch_bytes = seat_bytes + spare_bytes + dropped_bytes + projection_bytes
+    cdef char *scratch = <char *>aligned_alloc(_CACHE_LINE, scratch_bytes)
     if scratch == NULL:
-        raise MemoryError(f"no memory for the LSTM kernel's scratch "
-                          f"({spare_bytes + dropped_bytes + projection_bytes} bytes)")
-    args.h_spare = scratch
-    args.h_dropped = scratch + spare_bytes if dropped_bytes else NULL
-    args.projection = scratch + spare_bytes + dropped_bytes if projection_bytes else NULL
+        raise MemoryError(f"no memory for the LSTM kernel's scratch ({scratch_bytes} bytes)")
+    args.team_seats = <void *>scratch
+    args.h_spare = scratch + seat_bytes
+    args.h_dropped = scratch + seat_bytes + spare_bytes if dropped_bytes else NULL
+    args.projection = (scratch + seat_bytes + spare_bytes + dropped_bytes
+                       if projection_bytes else NULL)
     try:
         if team is not None:
             args.patience = team.get("patience", args.patience)

@@ -434,6 +434,7 @@ typedef struct {                                                                
     int n_threads;                                                                            \
     int prefetch;                     /* a thread's weights are larger than L2 */             \
     double patience, regroup_first;   /* the team's (_team.h; tests shorten them) */          \
+    lstmc_seat *team_seats;           /* (n_threads,) the team's seats (_team.h) */           \
     int *team_counts;                 /* NULL, or receives fall-backs, regroups, threads */   \
 } lstmc_recurrence_args_##SFX;
 
@@ -484,7 +485,7 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
         /* After the last step nobody reads another's units: the region's end suffices. */    \
         if (np > 1 && k + 1 < a->k_end) {                                                     \
             arrived = lstmc_seconds();                                                        \
-            if (!lstmc_team_barrier(team, arrived - started)) continue;                       \
+            if (!lstmc_team_barrier(team, p, k + 1, arrived - started)) continue;             \
             /* A thread was kept waiting far longer than a step takes: another process */     \
             /* has a core. Thread 0 goes on alone, the others wait on the bench.       */     \
             if (p == 0) {                                                                     \
@@ -523,7 +524,7 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
     const lstmc_project_fn_##SFX project =                                                    \
         wide ? lstmc_project_##SFX##WIDE : lstmc_project_##SFX##NARROW;                       \
     lstmc_team team;                                                                          \
-    lstmc_team_init(&team, a->n_threads, a->patience, a->regroup_first);                      \
+    lstmc_team_init(&team, a->n_threads, a->team_seats, a->patience, a->regroup_first);       \
     /* One thread starts no team: OpenMP's start and end of a region (a futex wake per   */ \
     /* call) were ~5% of a streaming step. Outside a region the thread is 0 of 1.        */ \
     if (a->n_threads == 1) {                                                                  \
@@ -540,7 +541,6 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
         a->team_counts[1] = team.regroups;                                                    \
         a->team_counts[2] = team.full;                                                        \
     }                                                                                         \
-    lstmc_team_free(&team);                                                                   \
 }
 
 #ifdef _OPENMP
@@ -636,6 +636,7 @@ typedef struct {
     ptrdiff_t k_begin, k_end;
     int n_threads, prefetch, is_double;
     double patience, regroup_first;
+    lstmc_seat *team_seats;
     int *team_counts;
 } lstmc_recurrence_args;
 
@@ -647,7 +648,7 @@ typedef struct {
         g->mask,                                                                              \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
         (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->k_begin, g->k_end, g->n_threads, \
-        g->prefetch, g->patience, g->regroup_first, g->team_counts}
+        g->prefetch, g->patience, g->regroup_first, g->team_seats, g->team_counts}
 
 /* Run processing steps [k_begin, k_end) of the LSTM. */
 static void lstmc_recurrence(const lstmc_recurrence_args *g) {

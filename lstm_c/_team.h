@@ -19,6 +19,14 @@
  * LSTMC_REGROUP_GROWTH times later: a core taken for good costs one or two such waits
  * per call, not one per step.
  *
+ * The barrier is thread 0's: the others publish the step they finished on a line of their
+ * own and wait for thread 0 to publish it, thread 0 waits for all of them. A counter every
+ * thread adds to would be shorter to write, but the add is a locked instruction, which
+ * waits until every earlier store of its thread has reached memory, and those include the
+ * trace's streamed rows (lstm_c/_recurrence.h): each step's barrier waited for its trace
+ * (LSTM(128) on one sequence at 2 threads: trace / fast 1.22-1.28, 1.11-1.18 with plain
+ * stores; 256 x LSTM(64): 1.43 -> 1.30). A plain store waits for nothing.
+ *
  * Waiting (at the barrier or on the bench) spins briefly, then yields the core.
  * Every step's units are computed the same way whoever computes them, so the results
  * are the same bits however often the team splits and regroups. */
@@ -27,7 +35,6 @@
 
 #include <sched.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -39,21 +46,20 @@
 #define LSTMC_REGROUP_GROWTH 16       /* after a regroup that did not pay */
 #define LSTMC_REGROUP_AFTER_MAX 1.0   /* the growth stops here */
 
-#define LSTMC_INLINE_PULSES 8
-
-/* One benched thread's pulse, on a cache line of its own: it moves while the thread waits. */
+/* A thread's seat, a cache line that only its thread writes: the last step it finished
+ * (the barrier), and its pulse, which moves while it waits on the bench. */
 typedef struct {
+    ptrdiff_t step;
     int beat;
-    char pad[64 - sizeof(int)];
-} lstmc_pulse;
+} __attribute__((aligned(64))) lstmc_seat;
+enum { LSTMC_SEAT_BYTES = sizeof(lstmc_seat) };
 
 typedef struct {
-    /* the barrier (its own cache line: every thread writes it at every step) */
-    int n __attribute__((aligned(64)));  /* threads taking part */
-    int arrived;           /* threads at the barrier this round */
-    int generation;        /* rounds completed */
-    int slow;              /* someone waited too long this round */
-    int solo;              /* published by the last arrival: thread 0 goes on alone */
+    /* the barrier (its own cache line: thread 0 writes it at every step) */
+    ptrdiff_t step __attribute__((aligned(64)));  /* the last step every thread finished */
+    int n;                 /* threads taking part */
+    int slow;              /* someone waited too long */
+    int solo;              /* published by thread 0 with `step`: it goes on alone */
     double patience;       /* seconds; < 0: any wait is too long (tests force fall-backs so) */
     /* the bench */
     int full __attribute__((aligned(64)));  /* threads OpenMP gave the call */
@@ -62,15 +68,12 @@ typedef struct {
     int done;              /* the call is over: the bench leaves */
     ptrdiff_t resume_step, resume_kb0, resume_kb1;  /* where the called-back threads resume */
     void *resume_h;        /* ... and which of the two h buffers holds the current h */
-    lstmc_pulse *pulses;   /* one per thread; NULL (no memory): no regrouping */
+    lstmc_seat *seats;     /* one per thread */
     /* thread 0's own */
     double regroup_first;  /* seconds alone before the first try after a new hiccup */
     double solo_since, regroup_after, regrouped_at;
     int fallbacks, regroups;
     void *final_h;         /* which of the two h buffers holds h when the call ends */
-    /* the pulses of a team this small need no allocation (a short call at 2 threads takes
-     * a few us; nor need they start at any value: only their changes are read) */
-    lstmc_pulse inline_pulses[LSTMC_INLINE_PULSES];
 } lstmc_team;
 
 static inline double lstmc_seconds(void) {
@@ -85,46 +88,55 @@ static inline void lstmc_cpu_relax(void) {
 #endif
 }
 
-static inline void lstmc_team_init(lstmc_team *team, int n, double patience, double regroup_first) {
-    memset(team, 0, offsetof(lstmc_team, inline_pulses));
+/* `seats`: n of them, on cache lines (the caller's memory: a call never fails here). */
+static inline void lstmc_team_init(lstmc_team *team, int n, lstmc_seat *seats, double patience,
+                                   double regroup_first) {
+    memset(team, 0, sizeof(*team));
+    memset(seats, 0, (size_t)n * sizeof(*seats));  /* steps count from 1: none finished */
     team->n = team->full = n;
+    team->seats = seats;
     team->patience = patience;
     team->regroup_first = team->regroup_after = regroup_first;
-    team->pulses = n <= LSTMC_INLINE_PULSES ? team->inline_pulses
-                                            : (lstmc_pulse *)malloc((size_t)n * sizeof(lstmc_pulse));
 }
 
-static inline void lstmc_team_free(lstmc_team *team) {
-    if (team->pulses != team->inline_pulses) free(team->pulses);
-    team->pulses = NULL;
+/* Wait until *published >= step; a wait longer than `patience` seconds (any wait, when
+ * it is negative) marks the team slow. */
+static void lstmc_team_wait(lstmc_team *team, const ptrdiff_t *published, ptrdiff_t step,
+                            double patience) {
+    double started;
+    long spins = 0;
+    if (__atomic_load_n(published, __ATOMIC_ACQUIRE) >= step) return;
+    started = lstmc_seconds();
+    if (patience < 0) __atomic_store_n(&team->slow, 1, __ATOMIC_RELAXED);
+    while (__atomic_load_n(published, __ATOMIC_ACQUIRE) < step) {
+        if (++spins < 2000) {
+            lstmc_cpu_relax();
+            continue;
+        }
+        if (!__atomic_load_n(&team->slow, __ATOMIC_RELAXED) && lstmc_seconds() - started > patience)
+            __atomic_store_n(&team->slow, 1, __ATOMIC_RELAXED);
+        sched_yield();
+    }
 }
 
-/* Wait for the whole team; returns whether the team goes solo from here on.
- * `step_seconds` is how long this thread's share of the step took. */
-static int lstmc_team_barrier(lstmc_team *team, double step_seconds) {
-    const int generation = __atomic_load_n(&team->generation, __ATOMIC_ACQUIRE);
-    if (__atomic_add_fetch(&team->arrived, 1, __ATOMIC_ACQ_REL) ==
-        __atomic_load_n(&team->n, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&team->arrived, 0, __ATOMIC_RELAXED);
+/* Thread p has finished `step` (counted from 1): wait for the whole team; returns whether
+ * the team goes solo from here on. `step_seconds` is how long this thread's share of the
+ * step took. Steps only grow, also across a fall-back and a regroup, so a seat's value
+ * from an earlier step never passes for this one. The release and acquire order each
+ * thread's h before the step it publishes, and thread 0's publication after everyone's. */
+static int lstmc_team_barrier(lstmc_team *team, int p, ptrdiff_t step, double step_seconds) {
+    /* Patience: twice this thread's own step, and never less than team->patience. */
+    const double patience = 2.0 * step_seconds + team->patience;
+    int q;
+    if (p != 0) {
+        __atomic_store_n(&team->seats[p].step, step, __ATOMIC_RELEASE);
+        lstmc_team_wait(team, &team->step, step, patience);
+    } else {
+        const int n = __atomic_load_n(&team->n, __ATOMIC_RELAXED);
+        for (q = 1; q < n; q++) lstmc_team_wait(team, &team->seats[q].step, step, patience);
         if (__atomic_load_n(&team->slow, __ATOMIC_RELAXED))
             __atomic_store_n(&team->solo, 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&team->generation, generation + 1, __ATOMIC_RELEASE);
-    } else {
-        /* Patience: twice this thread's own step, and never less than team->patience. */
-        const double patience = 2.0 * step_seconds + team->patience;
-        const double started = lstmc_seconds();
-        long spins = 0;
-        if (patience < 0) __atomic_store_n(&team->slow, 1, __ATOMIC_RELAXED);
-        while (__atomic_load_n(&team->generation, __ATOMIC_ACQUIRE) == generation) {
-            if (++spins < 2000) {
-                lstmc_cpu_relax();
-                continue;
-            }
-            if (!__atomic_load_n(&team->slow, __ATOMIC_RELAXED) &&
-                lstmc_seconds() - started > patience)
-                __atomic_store_n(&team->slow, 1, __ATOMIC_RELAXED);
-            sched_yield();
-        }
+        __atomic_store_n(&team->step, step, __ATOMIC_RELEASE);
     }
     return __atomic_load_n(&team->solo, __ATOMIC_RELAXED);
 }
@@ -140,7 +152,7 @@ static ptrdiff_t lstmc_team_bench(lstmc_team *team, int p) {
     __atomic_add_fetch(&team->benched, 1, __ATOMIC_ACQ_REL);
     while (!__atomic_load_n(&team->done, __ATOMIC_ACQUIRE) &&
            __atomic_load_n(&team->epoch, __ATOMIC_ACQUIRE) == epoch) {
-        if (team->pulses != NULL) __atomic_add_fetch(&team->pulses[p].beat, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&team->seats[p].beat, 1, __ATOMIC_RELAXED);
         for (i = 0; i < 32; i++) lstmc_cpu_relax();
         if (++spins > 64) sched_yield();
     }
@@ -175,12 +187,12 @@ static inline void lstmc_team_fell_back(lstmc_team *team, double waited) {
 static int lstmc_team_may_regroup(lstmc_team *team) {
     const double now = lstmc_seconds();
     int q;
-    if (team->pulses == NULL || now - team->solo_since < team->regroup_after ||
+    if (now - team->solo_since < team->regroup_after ||
         __atomic_load_n(&team->benched, __ATOMIC_ACQUIRE) != team->full - 1)
         return 0;
     for (q = 1; q < team->full; q++) {
-        const int beat = __atomic_load_n(&team->pulses[q].beat, __ATOMIC_RELAXED);
-        while (__atomic_load_n(&team->pulses[q].beat, __ATOMIC_RELAXED) == beat) {
+        const int beat = __atomic_load_n(&team->seats[q].beat, __ATOMIC_RELAXED);
+        while (__atomic_load_n(&team->seats[q].beat, __ATOMIC_RELAXED) == beat) {
             if (lstmc_seconds() - now > LSTMC_PULSE_WAIT) {
                 team->solo_since = now;
                 return 0;
@@ -196,7 +208,7 @@ static int lstmc_team_may_regroup(lstmc_team *team) {
 static inline void lstmc_team_regroup(lstmc_team *team, ptrdiff_t step, void *h, ptrdiff_t kb0,
                                       ptrdiff_t kb1) {
     team->n = team->full;
-    team->arrived = team->slow = team->solo = team->benched = 0;
+    team->slow = team->solo = team->benched = 0;
     team->resume_step = step;
     team->resume_kb0 = kb0;
     team->resume_kb1 = kb1;

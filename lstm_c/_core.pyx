@@ -160,22 +160,19 @@ def lanes(dtype, wide=None):
         return LSTMC_WIDE_LANES_DOUBLE if wide else LSTMC_LANES_DOUBLE
     return LSTMC_WIDE_LANES_FLOAT if wide else LSTMC_LANES_FLOAT
 
-#: Multiply-adds per step below which a thread is not worth waking: its share of
-#: a step would cost less than the barrier that ends it.
+#: Multiply-adds per step below which a thread is not worth waking: its share of a
+#: step would cost less than the team's start, end and barrier. A streaming step of
+#: LSTM(128) on 64 features (98k) reads 384 KB of weights from L2, 3.3 us at the 33
+#: bytes per cycle of a Zen 4 core, which a second thread halves for ~1 us of start and
+#: end (through the layer: 5.1-5.4 us on one thread, 4.3 on two; Zen 5: 4 and 2.5); a
+#: Xeon reads them twice as fast and lost 0.1-0.3 us on two (4.2 us on one).
 cdef enum:
     _MIN_STEP_WORK_PER_THREAD = 1 << 15
 MIN_STEP_WORK_PER_THREAD = _MIN_STEP_WORK_PER_THREAD
 #: Multiply-adds per call below which one thread runs it all: waking a second one
-#: costs more than it saves. The backward passes' threshold (the forward has its own).
+#: costs more than it saves. The backward passes' threshold (the forward's calls are
+#: at least a step, which MIN_STEP_WORK_PER_THREAD covers).
 MIN_CALL_WORK_FOR_THREADS = 1 << 16
-#: The forward's: a team's start and end cost ~0.9 us (Xeon, 2 cores) and a second
-#: thread saves ~0.7 us of a step of LSTM(128) on 64 features (98k), so a streaming
-#: step of it runs alone (4.2 us; 4.3-4.5 on two threads) and a call of two steps
-#: on two (7.0 us; 8.0 on one). (The Zen 5 this project ran on before started a team
-#: faster: 2.5 us on two threads, 4 on one.)
-cdef enum:
-    _MIN_FORWARD_WORK_FOR_THREADS = 1 << 17
-MIN_FORWARD_WORK_FOR_THREADS = _MIN_FORWARD_WORK_FOR_THREADS
 #: Steps whose input projection is computed ahead at a time (small batches): enough rows
 #: for full tiles, few enough that the buffer stays in L2.
 cdef enum:
@@ -458,9 +455,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     # More threads than blocks idle; threads with less than a barrier's worth of work slow down.
     step_work = B * (D + U) * 4 * U
-    n_threads = <int>min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD)
-    if n_threads < 1 or step_work * T < _MIN_FORWARD_WORK_FOR_THREADS:
-        n_threads = 1
+    n_threads = <int>max(1, min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD))
 
     cdef cnp.npy_intp state_shape[2]
     state_shape[0], state_shape[1] = B, U

@@ -286,13 +286,15 @@ def test_a_call_on_two_threads_ends_with_the_state_of_one(rng, T):
         np.testing.assert_array_equal(split[name], serial[name], err_msg=name)
 
 
-def test_a_forward_too_small_for_a_team_runs_on_one_thread(rng):
-    """A streaming step of LSTM(128) on 64 features: starting a team costs more than a
-    second thread saves (MIN_FORWARD_WORK_FOR_THREADS); two of its steps are worth it."""
-    B, D, U = 1, 64, 128
-    assert B * (D + U) * 4 * U < _core.MIN_FORWARD_WORK_FOR_THREADS <= 2 * B * (D + U) * 4 * U
-    for T, threads in ((1, 1), (2, 2 if _core.openmp_enabled() else 1)):
-        x, K, R, b = random_problem(rng, B, T, D, U, np.float32)
+@pytest.mark.parametrize("units, threads", [(64, 1), (128, 2)])
+def test_a_streaming_step_runs_on_two_threads_once_each_has_its_share(rng, units, threads):
+    """A step of LSTM(64) on 64 features (32k multiply-adds) is less than two threads'
+    worth (MIN_STEP_WORK_PER_THREAD) and runs alone, one call of one step or of several;
+    one of LSTM(128) (98k) runs on two even as a single streaming step."""
+    B, D = 1, 64
+    assert (B * (D + units) * 4 * units >= 2 * _core.MIN_STEP_WORK_PER_THREAD) == (threads == 2)
+    for T in (1, 5):
+        x, K, R, b = random_problem(rng, B, T, D, units, np.float32)
         team = {}
         engine_forward(x, K, R, b, n_threads=2, team=team)
-        assert team["threads"] == threads, T
+        assert team["threads"] == (threads if _core.openmp_enabled() else 1), T

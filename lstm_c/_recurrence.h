@@ -8,7 +8,10 @@
  * Work split: hidden units are cut into blocks of W lanes (one SIMD vector: 512 bits
  * where the CPU has AVX-512, else 256); thread p owns a contiguous range of blocks and
  * computes all four gates of its units for all samples, then the state update, while
- * the block is in registers. The weights are packed block-major (lstm_c/_packing.py),
+ * the block is in registers. (Many samples on weights that fit half an L2, a->group > 0:
+ * the threads split the samples instead, each group of one tile run through every step
+ * by one thread with all the blocks, and never wait for each other.)
+ * The weights are packed block-major (lstm_c/_packing.py),
  * kernel rows first, then recurrent rows:
  *     wp[blk][k][gate][lane] = [kernel; recurrent_kernel][k, gate * U + blk * W + lane]
  *
@@ -247,7 +250,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
                                   ptrdiff_t b0, ptrdiff_t k, ptrdiff_t t,                     \
                                   const REAL *h_prev, REAL *h_next) {                         \
     enum { NSMAX = LSTMC_NS_##SFX##W };                                                       \
-    const ptrdiff_t run = ns * W, n = nb * run, BTU = a->B * a->T * a->U;                     \
+    const ptrdiff_t run = ns * W, n = nb * run, BTU = a->trace_plane;                         \
     const int stream = a->n_threads > 1 || 6 * (size_t)BTU * sizeof(REAL) >= LSTMC_STREAMED_TRACE_BYTES; \
     ptrdiff_t q, s, gate, lane;                                                               \
     /* units past U in a ragged last block are padding lanes: they start from c = 0. On   */ \
@@ -430,8 +433,10 @@ typedef struct {                                                                
     const ptrdiff_t *first_valid;     /* (B,) first processing step with a valid input */     \
     int act, rec_act, go_backwards, zero_output_for_mask;                                     \
     REAL *out_seq, *out_last, *trace; /* (B, T, U), (B, U), (6, B, T, U); seq/trace may be NULL */\
+    ptrdiff_t trace_plane;            /* B * T * U of the call: one gate's part of the trace */ \
     ptrdiff_t k_begin, k_end;         /* processing steps to run */                           \
     int n_threads;                                                                            \
+    ptrdiff_t group;                  /* > 0: the threads take groups of this many samples */ \
     int prefetch;                     /* a thread's weights are larger than L2 */             \
     double patience, regroup_first;   /* the team's (_team.h; tests shorten them) */          \
     lstmc_seat *team_seats;           /* (n_threads,) the team's seats (_team.h) */           \
@@ -451,7 +456,7 @@ typedef void (*lstmc_project_fn_##SFX)(const lstmc_recurrence_args_##SFX *, ptrd
 /* that could leave them to thread 0), so whoever owns a block can use it.              */ \
 static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a,              \
                                           lstmc_team *team, lstmc_step_fn_##SFX step,         \
-                                          lstmc_project_fn_##SFX project) {                   \
+                                          lstmc_project_fn_##SFX project, int alone) {        \
     int p = 0, np = 1, full;                                                                  \
     ptrdiff_t k, blk0, blk1, j, n = a->B * a->U, resume;                                      \
     ptrdiff_t kb0 = a->k_begin, kb1 = a->k_begin;  /* steps in the projection buffer */       \
@@ -459,7 +464,7 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
     REAL *h_in;                                                                               \
     double started, arrived;                                                                  \
     unsigned int mxcsr = lstmc_enter_ftz();                                                   \
-    LSTMC_THREAD_ID(p, np);                                                                   \
+    if (!alone) LSTMC_THREAD_ID(p, np);                                                       \
     full = np;                                                                                \
     /* the team OpenMP really gave (every thread stores the same value) */                    \
     __atomic_store_n(&team->n, np, __ATOMIC_RELAXED);                                         \
@@ -518,6 +523,41 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
     lstmc_leave_ftz(mxcsr);                                                                   \
 }                                                                                             \
                                                                                               \
+/* A batch of many samples and weights that fit each core's L2 (a->group > 0): each      */ \
+/* thread takes the next group of samples and runs it alone through every step, as a    */ \
+/* call of its own on its rows of every array. Samples do not depend on each other, so   */ \
+/* there is no barrier, and a core that another process slows simply takes fewer groups. */ \
+static void lstmc_recurrence_groups_##SFX(const lstmc_recurrence_args_##SFX *a,              \
+                                          lstmc_team *team, lstmc_step_fn_##SFX step,         \
+                                          lstmc_project_fn_##SFX project, ptrdiff_t *next) {  \
+    const ptrdiff_t T = a->T, U = a->U, groups = (a->B + a->group - 1) / a->group;            \
+    ptrdiff_t g, b0;                                                                          \
+    int p, np;                                                                                \
+    LSTMC_THREAD_ID(p, np);                                                                   \
+    __atomic_store_n(&team->full, np, __ATOMIC_RELAXED);                                      \
+    while ((g = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED)) < groups) {                    \
+        lstmc_recurrence_args_##SFX own = *a;                                                 \
+        lstmc_team alone;                                                                     \
+        b0 = g * a->group;                                                                    \
+        own.B = a->B - b0 < a->group ? a->B - b0 : a->group;                                  \
+        own.x = a->x + b0 * T * a->D;                                                         \
+        own.h = a->h + b0 * U;                                                                \
+        own.h_spare = a->h_spare + b0 * U;                                                    \
+        own.c = a->c + b0 * U;                                                                \
+        own.h_dropped = a->h_dropped != NULL ? a->h_dropped + p * a->B * U : NULL;            \
+        own.rec_dropout = a->rec_dropout != NULL ? a->rec_dropout + b0 * U : NULL;            \
+        own.mask = a->mask != NULL ? a->mask + b0 * T : NULL;                                 \
+        own.first_valid = a->first_valid != NULL ? a->first_valid + b0 : NULL;                \
+        own.out_seq = a->out_seq != NULL ? a->out_seq + b0 * T * U : NULL;                    \
+        own.out_last = a->out_last + b0 * U;                                                  \
+        own.trace = a->trace != NULL ? a->trace + b0 * T * U : NULL;  /* trace_plane stays */ \
+        lstmc_team_init(&alone, 1, a->team_seats + p, a->patience, a->regroup_first);         \
+        lstmc_recurrence_thread_##SFX(&own, &alone, step, project, 1);                        \
+        if (alone.final_h != own.h)                                                           \
+            memcpy(own.h, alone.final_h, (size_t)(own.B * U) * sizeof(REAL));                 \
+    }                                                                                         \
+}                                                                                             \
+                                                                                              \
 static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {                   \
     const int wide = a->W == WIDE;                                                            \
     const lstmc_step_fn_##SFX step = wide ? lstmc_step_##SFX##WIDE : lstmc_step_##SFX##NARROW;\
@@ -528,10 +568,15 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
     /* One thread starts no team: OpenMP's start and end of a region (a futex wake per   */ \
     /* call) were ~5% of a streaming step. Outside a region the thread is 0 of 1.        */ \
     if (a->n_threads == 1) {                                                                  \
-        lstmc_recurrence_thread_##SFX(a, &team, step, project);                               \
+        lstmc_recurrence_thread_##SFX(a, &team, step, project, 0);                            \
+    } else if (a->group > 0) {                                                                \
+        ptrdiff_t next = 0;                                                                   \
+        _Pragma("omp parallel num_threads(a->n_threads)")                                     \
+        lstmc_recurrence_groups_##SFX(a, &team, step, project, &next);                        \
+        team.final_h = a->h;  /* each group put its h back */                                \
     } else {                                                                                  \
         _Pragma("omp parallel num_threads(a->n_threads)")                                     \
-        lstmc_recurrence_thread_##SFX(a, &team, step, project);                               \
+        lstmc_recurrence_thread_##SFX(a, &team, step, project, 0);                            \
     }                                                                                         \
     /* odd number of steps: h back to a->h, once every thread is done reading a->h */     \
     if (team.final_h != a->h)                                                                 \
@@ -633,8 +678,10 @@ typedef struct {
     const ptrdiff_t *first_valid;
     int act, rec_act, go_backwards, zero_output_for_mask;
     void *out_seq, *out_last, *trace;
-    ptrdiff_t k_begin, k_end;
-    int n_threads, prefetch, is_double;
+    ptrdiff_t trace_plane, k_begin, k_end;
+    int n_threads;
+    ptrdiff_t group;
+    int prefetch, is_double;
     double patience, regroup_first;
     lstmc_seat *team_seats;
     int *team_counts;
@@ -647,8 +694,9 @@ typedef struct {
         (REAL *)g->h_spare, (REAL *)g->c, (REAL *)g->h_dropped, (const REAL *)g->rec_dropout, \
         g->mask,                                                                              \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
-        (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->k_begin, g->k_end, g->n_threads, \
-        g->prefetch, g->patience, g->regroup_first, g->team_seats, g->team_counts}
+        (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->trace_plane, g->k_begin,  \
+        g->k_end, g->n_threads, g->group, g->prefetch, g->patience, g->regroup_first,          \
+        g->team_seats, g->team_counts}
 
 /* Run processing steps [k_begin, k_end) of the LSTM. */
 static void lstmc_recurrence(const lstmc_recurrence_args *g) {

@@ -298,3 +298,44 @@ def test_a_streaming_step_runs_on_two_threads_once_each_has_its_share(rng, units
         team = {}
         engine_forward(x, K, R, b, n_threads=2, team=team)
         assert team["threads"] == (threads if _core.openmp_enabled() else 1), T
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wide", [None, False])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_many_samples_on_small_weights_split_into_groups_give_one_threads_bits(rng, dtype, wide,
+                                                                             go_backwards):
+    """Weights within GROUP_WEIGHT_BYTES and GROUPS_PER_THREAD tiles of samples per thread:
+    the threads split the samples, each group running every step alone. A ragged last group
+    and block, an odd number of steps (h ends in the spare buffer), a mask (a fully masked
+    sample among them), recurrent dropout and the trace: one thread's bits."""
+    B, T, D, U = 101, 7, 5, 33
+    x, K, R, b = random_problem(rng, B, T, D, U, dtype)
+    h0, c0 = rng.uniform(-1, 1, (2, B, U)).astype(dtype)
+    mask = rng.random((B, T)) > 0.3
+    mask[3] = False
+    dropout = (rng.random((B, U)) > 0.2).astype(dtype) / dtype(0.8)
+    kwargs = dict(h0=h0, c0=c0, mask=mask, go_backwards=go_backwards, wide=wide,
+                  recurrent_dropout_mask=dropout)
+    serial = engine_forward(x, K, R, b, n_threads=1, **kwargs)
+    team = {}
+    split = engine_forward(x, K, R, b, n_threads=2, team=team, **kwargs)
+    if _core.openmp_enabled():
+        assert team["threads"] == 2 and team["groups"], team
+    for name in serial:
+        np.testing.assert_array_equal(split[name], serial[name], err_msg=name)
+
+
+@pytest.mark.parametrize("B, U", [(256, 64), (8, 64), (256, 512)])
+def test_only_many_samples_on_weights_within_half_an_l2_split_into_groups(rng, B, U):
+    """A batch of a few tiles (threads would idle at the end) or weights a core's L2 could
+    not hold whole (every group would stream them: LSTM(512) on 16 features, 4.3 MB) split
+    the blocks, with a barrier a step; 256 x LSTM(64) (80 KB) splits the samples."""
+    D = 16
+    x, K, R, b = random_problem(rng, B, 2, D, U, np.float32)
+    fits = 4 * (D + U) * 4 * U <= _core.GROUP_WEIGHT_BYTES
+    assert fits == (U == 64)    # any L2 from 160 KB to 8 MB
+    team = {}
+    engine_forward(x, K, R, b, n_threads=2, team=team)
+    if _core.openmp_enabled():
+        assert team["groups"] == (fits and B == 256), team

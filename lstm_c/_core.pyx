@@ -97,8 +97,11 @@ SINGLE_ROWS_MIN_BYTES = _SINGLE_ROWS_MIN_BYTES
 #: barrier a step, and a core that another process slows takes fewer tiles instead of
 #: setting every step's pace (256 x 50 x LSTM(64) on 16 features at 2 threads, calls
 #: interleaved on a Zen 4: 4.26 -> 4.09 ms; four more such shapes 4-6% faster).
-GROUP_WEIGHT_BYTES = L2_BYTES // 2
-GROUPS_PER_THREAD = 4
+cdef Py_ssize_t _GROUP_WEIGHT_BYTES = L2_BYTES // 2
+GROUP_WEIGHT_BYTES = _GROUP_WEIGHT_BYTES
+cdef enum:
+    _GROUPS_PER_THREAD = 4
+GROUPS_PER_THREAD = _GROUPS_PER_THREAD
 
 
 #: Bytes of a cache line: the unit of the caches' ownership between cores.
@@ -470,8 +473,8 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     n_threads = <int>max(1, min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD))
     cdef Py_ssize_t tile = lstmc_tile_samples(kernel.lanes, kernel.is_double)
     cdef Py_ssize_t group = (tile if n_threads > 1 and projection_steps == 0
-                             and B >= GROUPS_PER_THREAD * tile * n_threads
-                             and kernel.weight_bytes <= GROUP_WEIGHT_BYTES else 0)
+                             and B >= _GROUPS_PER_THREAD * tile * n_threads
+                             and kernel.weight_bytes <= _GROUP_WEIGHT_BYTES else 0)
 
     cdef cnp.npy_intp state_shape[2]
     state_shape[0], state_shape[1] = B, U

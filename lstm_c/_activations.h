@@ -182,6 +182,10 @@ static inline double lstmc_tanh_d(double x) {
     return a < 1.0 / 2048 ? series : (x < 0 ? -t : t);
 }
 
+/* Where one vector of units goes in lstmc_fast_cell_* (below). */
+typedef struct { float *c, *h[3], *trace; } lstmc_cell_rows_f;
+typedef struct { double *c, *h[3], *trace; } lstmc_cell_rows_d;
+
 #if defined(LSTMC_HAVE_CLONES)
 #include <immintrin.h>
 #define LSTMC_AVX512_TARGET __attribute__((target("avx512f,fma")))
@@ -308,38 +312,55 @@ LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_f(int tanh, float *x, 
 /* An LSTM cell on 512-bit vectors of units, all in registers: the gates' activations
  * (sigmoid, and tanh for g), c = f c + i g and h = o tanh(c), by the formulas of the
  * loops above, to the same bits. Vector v's gates are gates[gate * n + LANES v]; its
- * cell state c_rows[v] is read and written; h goes to every one of h_rows[v][0 .. 3)
- * that is not NULL (h_next, the output sequence, the last output). The loops above take
- * five passes over the gates and spill c and h to memory between them: a batch of 256
- * of LSTM(64) on one core ran 8% faster so. */
+ * cell state rows[v].c is read and written; h goes to every one of rows[v].h[0 .. 3)
+ * that is not NULL (h_next, the output sequence, the last output); with a trace, the
+ * six values i, f, g, o, c, h go to rows[v].trace + 0 .. 5 planes, streamed past the
+ * caches if `stream` (see lstm_c/_recurrence.h). The loops take five passes over the
+ * gates and keep c and h in memory between them: a batch of 256 of LSTM(64) on one core
+ * ran 8% faster so. */
 #define LSTMC_DEFINE_CELL(SFX, REAL, VEC, LANES, PS)                                           \
+LSTMC_AVX512_TARGET static inline void lstmc_put_##PS(REAL *dst, VEC value, int stream) {      \
+    if (stream && ((size_t)dst & 63) == 0) _mm512_stream_##PS(dst, value);                     \
+    else _mm512_storeu_##PS(dst, value);                                                       \
+}                                                                                              \
+                                                                                               \
 LSTMC_AVX512_TARGET static void lstmc_lstm_cell_avx512_##SFX(                                 \
-        const REAL *gates, ptrdiff_t n, ptrdiff_t n_vectors, REAL *const *c_rows,              \
-        REAL *const (*h_rows)[3]) {                                                            \
+        const REAL *gates, ptrdiff_t n, ptrdiff_t n_vectors, const lstmc_cell_rows_##SFX *rows, \
+        ptrdiff_t plane, int stream) {                                                         \
     ptrdiff_t v;                                                                               \
     int r;                                                                                     \
     for (v = 0; v < n_vectors; v++) {                                                          \
         const REAL *at = gates + LANES * v;                                                    \
+        REAL *trace = rows[v].trace;                                                           \
         const VEC i = lstmc_sigmoid_##PS(_mm512_loadu_##PS(at));                               \
         const VEC f = lstmc_sigmoid_##PS(_mm512_loadu_##PS(at + n));                           \
         const VEC g = lstmc_tanh_##PS(_mm512_loadu_##PS(at + 2 * n));                          \
         const VEC o = lstmc_sigmoid_##PS(_mm512_loadu_##PS(at + 3 * n));                       \
         /* f c + (i g): how GCC contracts the loop's f * c + i * g */                          \
-        const VEC c = _mm512_fmadd_##PS(f, _mm512_loadu_##PS(c_rows[v]), _mm512_mul_##PS(i, g)); \
+        const VEC c = _mm512_fmadd_##PS(f, _mm512_loadu_##PS(rows[v].c), _mm512_mul_##PS(i, g)); \
         const VEC h = _mm512_mul_##PS(lstmc_tanh_##PS(c), o);                                  \
-        _mm512_storeu_##PS(c_rows[v], c);                                                      \
+        _mm512_storeu_##PS(rows[v].c, c);                                                      \
         for (r = 0; r < 3; r++)                                                                \
-            if (h_rows[v][r] != NULL) _mm512_storeu_##PS(h_rows[v][r], h);                     \
+            if (rows[v].h[r] != NULL) _mm512_storeu_##PS(rows[v].h[r], h);                     \
+        if (trace != NULL) {                                                                   \
+            lstmc_put_##PS(trace, i, stream);                                                  \
+            lstmc_put_##PS(trace + plane, f, stream);                                          \
+            lstmc_put_##PS(trace + 2 * plane, g, stream);                                      \
+            lstmc_put_##PS(trace + 3 * plane, o, stream);                                      \
+            lstmc_put_##PS(trace + 4 * plane, c, stream);                                      \
+            lstmc_put_##PS(trace + 5 * plane, h, stream);                                      \
+        }                                                                                      \
     }                                                                                          \
 }                                                                                              \
                                                                                                \
 static inline int lstmc_fast_cell_##SFX(int recurrent_activation, int activation,             \
                                         const REAL *gates, ptrdiff_t n, ptrdiff_t n_vectors,   \
-                                        REAL *const *c_rows, REAL *const (*h_rows)[3]) {       \
+                                        const lstmc_cell_rows_##SFX *rows, ptrdiff_t plane,    \
+                                        int stream) {                                          \
     if (recurrent_activation != LSTMC_SIGMOID || activation != LSTMC_TANH                      \
         || !__builtin_cpu_supports("avx512f"))                                                 \
         return 0;                                                                              \
-    lstmc_lstm_cell_avx512_##SFX(gates, n, n_vectors, c_rows, h_rows);                        \
+    lstmc_lstm_cell_avx512_##SFX(gates, n, n_vectors, rows, plane, stream);                   \
     return 1;                                                                                  \
 }
 LSTMC_DEFINE_CELL(f, float, __m512, 16, ps)
@@ -361,8 +382,8 @@ static inline int lstmc_fast_gates_d(int code, double *x, ptrdiff_t n) {
 #else
 #define lstmc_fast_gates_f(code, x, n) 0
 #define lstmc_fast_gates_d(code, x, n) 0
-#define lstmc_fast_cell_f(recurrent_activation, activation, gates, n, n_vectors, c_rows, h_rows) 0
-#define lstmc_fast_cell_d(recurrent_activation, activation, gates, n, n_vectors, c_rows, h_rows) 0
+#define lstmc_fast_cell_f(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) 0
+#define lstmc_fast_cell_d(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) 0
 #endif
 
 #define LSTMC_DEFINE_ACTIVATE(SUFFIX, T, EXP, EXPM1, LOG1P, TANH, ERF, FABS)          \

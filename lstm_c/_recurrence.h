@@ -259,22 +259,23 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     REAL c_old[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE, c_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE; \
     REAL h_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE;                                      \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \
-    /* Whole 512-bit blocks without a mask or a trace: the cell in registers, if the     */ \
-    /* CPU has it (lstmc_fast_cell_*). Its bits are the loops' below.                       */ \
-    if (W * sizeof(REAL) == 64 && a->mask == NULL && a->trace == NULL                         \
+    /* Whole 512-bit blocks without a mask: the cell in registers, if the CPU has it     */ \
+    /* (lstmc_fast_cell_*). Its bits are the loops' below.                               */ \
+    if (W * sizeof(REAL) == 64 && a->mask == NULL                                             \
         && (blks[0] + 1) * W <= a->U && (blks[nb - 1] + 1) * W <= a->U) {                     \
-        REAL *c_rows[LSTMC_CHUNK * NSMAX];                                                    \
-        REAL *h_rows[LSTMC_CHUNK * NSMAX][3];                                                 \
+        lstmc_cell_rows_##SFX rows[LSTMC_CHUNK * NSMAX];                                      \
         for (q = 0; q < nb; q++)                                                              \
             for (s = 0; s < ns; s++) {                                                        \
                 const ptrdiff_t b = b0 + s, at = q * ns + s, col = b * a->U + blks[q] * W;    \
-                c_rows[at] = a->c + col;                                                      \
-                h_rows[at][0] = h_next + col;                                                 \
-                h_rows[at][1] = a->out_seq != NULL                                            \
-                    ? a->out_seq + (b * a->T + k) * a->U + blks[q] * W : NULL;                \
-                h_rows[at][2] = k == a->T - 1 ? a->out_last + col : NULL;                     \
+                const ptrdiff_t row = (b * a->T + k) * a->U + blks[q] * W;                    \
+                rows[at].c = a->c + col;                                                      \
+                rows[at].h[0] = h_next + col;                                                 \
+                rows[at].h[1] = a->out_seq != NULL ? a->out_seq + row : NULL;                 \
+                rows[at].h[2] = k == a->T - 1 ? a->out_last + col : NULL;                     \
+                rows[at].trace = a->trace != NULL ? a->trace + row : NULL;                    \
             }                                                                                 \
-        if (lstmc_fast_cell_##SFX(a->rec_act, a->act, acc, n, nb * ns, c_rows, h_rows)) return; \
+        if (lstmc_fast_cell_##SFX(a->rec_act, a->act, acc, n, nb * ns, rows, BTU, stream))    \
+            return;                                                                           \
     }                                                                                         \
     for (q = 0; q < nb; q++) {                                                                \
         const ptrdiff_t lanes = a->U - blks[q] * W < W ? a->U - blks[q] * W : W;              \

@@ -299,25 +299,24 @@ def test_trace_equals_fast_path(rng, dtype, go_backwards):
 @pytest.mark.parametrize("batch", [1, 3, 13])
 @pytest.mark.parametrize("units", [32, 40, 64])
 def test_the_cell_in_registers_gives_the_bits_of_the_portable_loops(rng, dtype, batch, units):
-    """Whole 512-bit blocks without a mask or a trace finish a step in registers
-    (lstmc_fast_cell_*, on CPUs with AVX-512); a trace, a mask or a ragged last block
-    take the portable loops. Both give the same bits: one sample (the blocks finished
-    together), a tile of samples and several tiles, and a call mixing the two (40 units
-    in float32: two whole blocks of 16 and a ragged one)."""
+    """Whole 512-bit blocks without a mask finish a step in registers (lstmc_fast_cell_*,
+    on CPUs with AVX-512), traced or not; a mask or a ragged last block takes the portable
+    loops. Both give the same bits: one sample (the blocks finished together), a tile of
+    samples and several tiles, and a call mixing the two (40 units in float32: two whole
+    blocks of 16 and a ragged one)."""
     x, K, R, b = random_problem(rng, batch, 7, 5, units, dtype)
     layer = lstm_c.LSTM(units, return_sequences=True, return_state=True, dtype=dtype)
     layer.set_weights([K, R, b])
-    out, h, c = layer(x)
-    tr = layer.trace(x)
-    masked_out, masked_h, masked_c = layer(x, mask=np.ones(x.shape[:2], bool))
-    for got in (tr.outputs, masked_out):
-        np.testing.assert_array_equal(got, out)
-    for got_h, got_c in ((tr.h[:, -1], tr.c[:, -1]), (masked_h, masked_c)):
-        np.testing.assert_array_equal(got_h, h)
-        np.testing.assert_array_equal(got_c, c)
+    all_valid = np.ones(x.shape[:2], bool)
+    for got, want in zip(layer(x), layer(x, mask=all_valid)):
+        np.testing.assert_array_equal(got, want)
+    traced, traced_masked = layer.trace(x), layer.trace(x, mask=all_valid)
+    for name in ("i", "f", "g", "o", "c", "h", "outputs"):
+        np.testing.assert_array_equal(getattr(traced, name), getattr(traced_masked, name))
+    np.testing.assert_array_equal(traced.outputs, layer(x)[0])
     want = reference.lstm_forward(x, K, R, b)
-    np.testing.assert_allclose(out, want["outputs"], **tol(dtype))
-    np.testing.assert_allclose(c, want["c"], **tol(dtype))
+    np.testing.assert_allclose(traced.outputs, want["outputs"], **tol(dtype))
+    np.testing.assert_allclose(traced.c[:, -1], want["c"], **tol(dtype))
 
 
 @pytest.mark.parametrize("units", [5, 384])

@@ -19,7 +19,8 @@
  * cannot vectorise a table lookup without gathers, and the r^13 series was most of a
  * float64 step's gate math), float32 with min/max clamps and scalef, which GCC's
  * vectorised loops do not use. lstmc_activate_portable_* are the loops alone (tests
- * compare the two).
+ * compare the two). lstmc_fast_cell_* runs a whole LSTM cell (those activations and the
+ * state update) on such vectors in registers, for lstm_c/_recurrence.h.
  */
 #ifndef LSTMC_ACTIVATIONS_H
 #define LSTMC_ACTIVATIONS_H

@@ -383,8 +383,8 @@ static inline int lstmc_fast_gates_d(int code, double *x, ptrdiff_t n) {
 #else
 #define lstmc_fast_gates_f(code, x, n) 0
 #define lstmc_fast_gates_d(code, x, n) 0
-#define lstmc_fast_cell_f(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) 0
-#define lstmc_fast_cell_d(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) 0
+#define lstmc_fast_cell_f(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) ((void)(rows), 0)
+#define lstmc_fast_cell_d(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) ((void)(rows), 0)
 #endif
 
 #define LSTMC_DEFINE_ACTIVATE(SUFFIX, T, EXP, EXPM1, LOG1P, TANH, ERF, FABS)          \

@@ -19,7 +19,7 @@
  * cannot vectorise a table lookup without gathers, and the r^13 series was most of a
  * float64 step's gate math), float32 with min/max clamps and scalef, which GCC's
  * vectorised loops do not use. lstmc_activate_portable_* are the loops alone (tests
- * compare the two). lstmc_fast_cell_* runs a whole LSTM cell (those activations and the
+ * compare the two). lstmc_lstm_cell_avx512_* runs a whole LSTM cell (those activations and the
  * state update) on such vectors in registers, for lstm_c/_recurrence.h.
  */
 #ifndef LSTMC_ACTIVATIONS_H
@@ -183,7 +183,7 @@ static inline double lstmc_tanh_d(double x) {
     return a < 1.0 / 2048 ? series : (x < 0 ? -t : t);
 }
 
-/* Where one vector of units goes in lstmc_fast_cell_* (below). */
+/* Where one vector of units goes in lstmc_lstm_cell_avx512_* (below). */
 typedef struct { float *c, *h[3], *trace; } lstmc_cell_rows_f;
 typedef struct { double *c, *h[3], *trace; } lstmc_cell_rows_d;
 
@@ -352,20 +352,15 @@ LSTMC_AVX512_TARGET static void lstmc_lstm_cell_avx512_##SFX(                   
             lstmc_put_##PS(trace + 5 * plane, h, stream);                                      \
         }                                                                                      \
     }                                                                                          \
-}                                                                                              \
-                                                                                               \
-static inline int lstmc_fast_cell_##SFX(int recurrent_activation, int activation,             \
-                                        const REAL *gates, ptrdiff_t n, ptrdiff_t n_vectors,   \
-                                        const lstmc_cell_rows_##SFX *rows, ptrdiff_t plane,    \
-                                        int stream) {                                          \
-    if (recurrent_activation != LSTMC_SIGMOID || activation != LSTMC_TANH                      \
-        || !__builtin_cpu_supports("avx512f"))                                                 \
-        return 0;                                                                              \
-    lstmc_lstm_cell_avx512_##SFX(gates, n, n_vectors, rows, plane, stream);                   \
-    return 1;                                                                                  \
 }
 LSTMC_DEFINE_CELL(f, float, __m512, 16, ps)
 LSTMC_DEFINE_CELL(d, double, __m512d, 8, pd)
+
+/* Whether lstmc_lstm_cell_avx512_* can run a cell of these activations on this CPU. */
+static inline int lstmc_has_fast_cell(int recurrent_activation, int activation) {
+    return recurrent_activation == LSTMC_SIGMOID && activation == LSTMC_TANH
+        && __builtin_cpu_supports("avx512f");
+}
 
 static inline int lstmc_fast_gates_f(int code, float *x, ptrdiff_t n) {
     if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !__builtin_cpu_supports("avx512f"))
@@ -383,8 +378,9 @@ static inline int lstmc_fast_gates_d(int code, double *x, ptrdiff_t n) {
 #else
 #define lstmc_fast_gates_f(code, x, n) 0
 #define lstmc_fast_gates_d(code, x, n) 0
-#define lstmc_fast_cell_f(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) ((void)(rows), 0)
-#define lstmc_fast_cell_d(recurrent_activation, activation, gates, n, n_vectors, rows, plane, stream) ((void)(rows), 0)
+#define lstmc_has_fast_cell(recurrent_activation, activation) 0
+#define lstmc_lstm_cell_avx512_f(gates, n, n_vectors, rows, plane, stream) ((void)(rows))
+#define lstmc_lstm_cell_avx512_d(gates, n, n_vectors, rows, plane, stream) ((void)(rows))
 #endif
 
 #define LSTMC_DEFINE_ACTIVATE(SUFFIX, T, EXP, EXPM1, LOG1P, TANH, ERF, FABS)          \

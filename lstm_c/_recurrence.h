@@ -137,8 +137,8 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     REAL h_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE;                                      \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \
     /* Whole 512-bit blocks without a mask: the cell in registers, if the CPU has it     */ \
-    /* (lstmc_fast_cell_*). Its bits are the loops' below.                               */ \
-    if (W * sizeof(REAL) == 64 && a->mask == NULL                                             \
+    /* (lstmc_lstm_cell_avx512_*). Its bits are the loops' below.                        */ \
+    if (W * sizeof(REAL) == 64 && a->mask == NULL && lstmc_has_fast_cell(a->rec_act, a->act)  \
         && (blks[0] + 1) * W <= a->U && (blks[nb - 1] + 1) * W <= a->U) {                     \
         lstmc_cell_rows_##SFX rows[LSTMC_CHUNK * NSMAX];                                      \
         for (q = 0; q < nb; q++)                                                              \
@@ -151,8 +151,8 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
                 rows[at].h[2] = k == a->T - 1 ? a->out_last + col : NULL;                     \
                 rows[at].trace = a->trace != NULL ? a->trace + row : NULL;                    \
             }                                                                                 \
-        if (lstmc_fast_cell_##SFX(a->rec_act, a->act, acc, n, nb * ns, rows, BTU, stream))    \
-            return;                                                                           \
+        lstmc_lstm_cell_avx512_##SFX(acc, n, nb * ns, rows, BTU, stream);                     \
+        return;                                                                               \
     }                                                                                         \
     for (q = 0; q < nb; q++) {                                                                \
         const ptrdiff_t lanes = a->U - blks[q] * W < W ? a->U - blks[q] * W : W;              \

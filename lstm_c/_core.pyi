@@ -11,6 +11,9 @@ MIN_CALL_WORK_FOR_THREADS: int
 PROJECTION_STEPS: int
 STREAMED_TRACE_BYTES: int
 L2_BYTES: int
+SINGLE_ROWS_MIN_BYTES: int
+GROUP_WEIGHT_BYTES: int
+GROUPS_PER_THREAD: int
 CACHE_LINE: int
 
 def aligned_empty(shape: int | tuple[int, ...], dtype: npt.DTypeLike, zeros: bool = ...) -> np.ndarray: ...

@@ -362,7 +362,7 @@ cdef class Kernel:
         cdef cnp.npy_intp dims[4]
         cdef cnp.npy_intp state_dims[2]
         cdef int real = cnp.NPY_DOUBLE if self.is_double else cnp.NPY_FLOAT
-        if type(x) is not np.ndarray:
+        if type(x) is not cnp.ndarray:   # (the C type: no lookup of np.ndarray per call)
             return None
         a = <cnp.ndarray>x
         if (cnp.PyArray_NDIM(a) != 3 or cnp.PyArray_TYPE(a) != real or not cnp.PyArray_IS_C_CONTIGUOUS(a)
@@ -377,7 +377,7 @@ cdef class Kernel:
             h, c = _aligned(2, state_dims, real, True), _aligned(2, state_dims, real, True)
         else:
             h, c = states
-            if type(h) is not np.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>h) != 2 \
+            if type(h) is not cnp.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>h) != 2 \
                     or cnp.PyArray_DIM(<cnp.ndarray>h, 0) != dims[1]:
                 return None
         out_last = _aligned(2, state_dims, real, False)
@@ -404,7 +404,7 @@ cdef bint _has_shape(arr, int typenum, int ndim, cnp.npy_intp *dims, bint writab
     """Whether ``arr`` is a C-contiguous ndarray of this type and shape, writable if asked."""
     cdef int i
     cdef cnp.ndarray a
-    if not isinstance(arr, np.ndarray):
+    if not cnp.PyArray_Check(arr):
         return False
     a = <cnp.ndarray>arr
     if (cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(a)

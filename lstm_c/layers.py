@@ -252,16 +252,18 @@ class LSTM:
         """
         if type(x) is np.ndarray and initial_state is None and mask is None:
             # The plain call (a stateful layer's next batch, a streaming step) in one call
-            # into the kernel; anything it cannot take goes the general way.
-            states = self._states
-            if self._plain_call_possible(states) and not (
+            # into the kernel; anything it cannot take goes the general way. The test of
+            # _plain_call_possible is written out: a streaming step's ~5 us has no room
+            # for a method call.
+            kernel, states = self._kernel, self._states
+            if kernel is not None and (states is not None or not self.stateful) and not (
                     training and (self.dropout > 0 or self.recurrent_dropout > 0)):
-                result = self._kernel.call_plain(x, states, self.return_sequences, self.go_backwards,
-                                                 effective_n_threads())
+                result = kernel.call_plain(x, states, self.return_sequences, self.go_backwards,
+                                           effective_n_threads())
                 if result is not None:
-                    output, h, c, _ = result
                     if not self.return_state:
-                        return output
+                        return result[0]
+                    output, h, c, _ = result
                     return [output, h.copy(), c.copy()] if states is not None else [output, h, c]
         elif is_symbolic((x, initial_state, mask)):
             return symbolic_call(self, x, initial_state=initial_state, mask=mask)

@@ -13,7 +13,8 @@
  * The switch sits outside the loop so that each loop body is branch-light and the
  * compiler can vectorise the clamps and arithmetic. Sigmoid and tanh (the defaults, and
  * most of an LSTM's non-GEMM time) use the libm-free forms below, good to a few 1e-7
- * relative in float32 and a few 1e-16 in float64 (tanh: 1e-13 just above |x| = 1/2048);
+ * relative in float32 and a few 1e-16 in float64 (the AVX-512 tanh: 3e-15 just above |x| =
+ * ln(2)/64, where its exp's table values' rounding first shows);
  * the other activations call libm. Where the CPU has AVX-512, sigmoid and tanh run
  * hand-vectorised versions (lstmc_fast_gates_*): float64 with a table-driven exp (GCC
  * cannot vectorise a table lookup without gathers, and the r^13 series was most of a
@@ -140,17 +141,24 @@ static inline float lstmc_tanh_f(float x) {
 }
 
 /* The same in float64, to libm's accuracy (a few 1e-16): the series runs to r^13 (next
- * term below 2e-17 relative) and the small-|x| branch of tanh ends at 1/2048, where the
- * cancellation in 1 - e^-2|x| still costs no more than ~1e-13 relative. */
-static inline double lstmc_exp_clamped_d(double x) {
-    double n, r, p, scale;
+ * term below 2e-17 relative). It is returned in two parts, e^x = scale (1 + q), with
+ * scale = 2^n and q = e^r - 1 = r + r^2/2 + ... (Horner ends in a product, not a sum with
+ * 1), so that e^x - 1 = (scale - 1) + scale q keeps its relative accuracy near 0: scale
+ * - 1 is exact, and 0 for |x| < ln(2)/2. tanh |x| = -m / (2 + m) with m = e^-2|x| - 1
+ * needs no series near 0 so; x's sign goes on last (tanh(-0) = -0, NaN passes). */
+static inline double lstmc_exp_parts_d(double x, double *scale) {
+    double shifted, n, r, p;
     int64_t bits;
     x = x > 708.0 ? 708.0 : x;
     x = x < -708.0 ? -708.0 : x;
-    n = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;  /* 1.5 * 2^52 */
+    shifted = x * 1.4426950408889634 + 6755399441055744.0;   /* 1.5 * 2^52 */
+    /* n in the low bits of shifted's: read there rather than converted (before AVX-512
+     * there is no vector conversion from double to int64, and the loop would not vectorise) */
+    memcpy(&bits, &shifted, sizeof(bits));
+    n = shifted - 6755399441055744.0;
     r = x - n * 0.693145751953125;    /* ln 2 = 0.693145751953125 + 1.4286068203094173e-06 */
     r = r - n * 1.4286068203094173e-06;
-    /* Horner on the Taylor coefficients 1/k!, k = 13 .. 0 (multiplications only: a
+    /* Horner on the Taylor coefficients 1/k!, k = 13 .. 1 (multiplications only: a
      * division per term made float64 gate math ~4x the float32 cost) */
     p = 1.0 / 6227020800.0;
     p = p * r + 1.0 / 479001600.0;
@@ -165,22 +173,20 @@ static inline double lstmc_exp_clamped_d(double x) {
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
     p = p * r + 1.0;
-    p = p * r + 1.0;
-    bits = ((int64_t)n + 1023) << 52;
-    memcpy(&scale, &bits, sizeof(scale));
-    return p * scale;
+    bits = (int64_t)((uint64_t)(bits + 1023) << 52);   /* 2^n: n + 1023 in the exponent */
+    memcpy(scale, &bits, sizeof(*scale));
+    return p * r;
 }
 
 static inline double lstmc_sigmoid_d(double x) {
-    return 1.0 / (1.0 + lstmc_exp_clamped_d(-x));
+    double scale, q = lstmc_exp_parts_d(-x, &scale);
+    return 1.0 / (1.0 + (scale * q + scale));
 }
 
 static inline double lstmc_tanh_d(double x) {
-    double a = fabs(x), x2 = x * x;
-    double series = x * (1.0 + x2 * (-1.0 / 3 + x2 * (2.0 / 15 + x2 * (-17.0 / 315))));
-    double e = lstmc_exp_clamped_d(-2.0 * a);
-    double t = (1.0 - e) / (1.0 + e);
-    return a < 1.0 / 2048 ? series : (x < 0 ? -t : t);
+    double scale, q = lstmc_exp_parts_d(-2.0 * fabs(x), &scale);
+    double m = scale * q + (scale - 1.0);
+    return copysign(m / (-2.0 - m), x);
 }
 
 /* Where one vector of units goes in lstmc_lstm_cell_avx512_* (below). */
@@ -193,8 +199,11 @@ typedef struct { double *c, *h[3], *trace; } lstmc_cell_rows_d;
 
 /* float64 e^x on AVX-512: n = round(16 x / ln 2), 2^((n & 15) / 16) from a table held in
  * two registers (one permute), e^r for |r| <= ln(2)/32 by its series to r^7 (next term
- * below 2e-18 relative). */
-LSTMC_AVX512_TARGET static inline __m512d lstmc_exp_clamped_pd(__m512d x) {
+ * below 2e-18 relative). Returned in two parts, e^x = scale (1 + q): `scale` the table
+ * value times 2^(n >> 4) (exact), q = e^r - 1 = r + r^2/2 + ... So e^x - 1 = (scale - 1)
+ * + scale q has no cancellation: scale - 1 is exact where it is small (scale in [1/2, 2]),
+ * and for |x| < ln(2)/32 scale is 1 and e^x - 1 is q itself. */
+LSTMC_AVX512_TARGET static inline __m512d lstmc_exp_parts_pd(__m512d x, __m512d *scale) {
     const __m512d shifter = _mm512_set1_pd(6755399441055744.0);  /* 1.5 * 2^52 */
     /* 2^(j/16), correctly rounded: j = 7 .. 0 and 15 .. 8 (set_pd lists the top lane first) */
     const __m512d low = _mm512_set_pd(0x1.5ab07dd485429p+0, 0x1.4bfdad5362a27p+0,
@@ -221,35 +230,36 @@ LSTMC_AVX512_TARGET static inline __m512d lstmc_exp_clamped_pd(__m512d x) {
     p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 6.0));
     p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
     p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
-    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
     table = _mm512_permutex2var_pd(low, k, high);   /* 2^(j/16), j = the low 4 bits of k */
     /* times 2^(n >> 4): add it to the table value's exponent */
-    table = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(table),
-                                                 _mm512_slli_epi64(_mm512_srai_epi64(k, 4), 52)));
-    return _mm512_mul_pd(p, table);
+    *scale = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(table),
+                                                  _mm512_slli_epi64(_mm512_srai_epi64(k, 4), 52)));
+    return _mm512_mul_pd(p, r);
 }
 
 LSTMC_AVX512_TARGET static inline __m512d lstmc_sigmoid_pd(__m512d v) {
     const __m512d one = _mm512_set1_pd(1.0);
     const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ULL);
-    return _mm512_div_pd(one, _mm512_add_pd(one, lstmc_exp_clamped_pd(
-                                  _mm512_castsi512_pd(_mm512_xor_si512(sign, _mm512_castpd_si512(v))))));
+    __m512d scale;
+    const __m512d q = lstmc_exp_parts_pd(
+        _mm512_castsi512_pd(_mm512_xor_si512(sign, _mm512_castpd_si512(v))), &scale);
+    return _mm512_div_pd(one, _mm512_add_pd(one, _mm512_fmadd_pd(scale, q, scale)));
 }
 
+/* tanh |x| = (1 - e^-2|x|) / (1 + e^-2|x|) = -m / (2 + m) with m = e^-2|x| - 1 from its
+ * two parts, which keeps the relative accuracy near 0 (within 3e-15 just above |x| =
+ * ln(2)/64, where m first takes a table value, a few 1e-16 elsewhere): no series branch,
+ * unlike the portable formula. x's sign goes on last (so tanh(-0) = -0). */
 LSTMC_AVX512_TARGET static inline __m512d lstmc_tanh_pd(__m512d v) {
-    const __m512d one = _mm512_set1_pd(1.0);
     const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ULL);
     const __m512d a = _mm512_castsi512_pd(_mm512_andnot_si512(sign, _mm512_castpd_si512(v)));
-    const __m512d x2 = _mm512_mul_pd(v, v);
-    const __m512d e = lstmc_exp_clamped_pd(_mm512_mul_pd(_mm512_set1_pd(-2.0), a));
-    __m512d series = _mm512_fmadd_pd(x2, _mm512_set1_pd(-17.0 / 315), _mm512_set1_pd(2.0 / 15));
-    __m512d y;
-    series = _mm512_fmadd_pd(x2, series, _mm512_set1_pd(-1.0 / 3));
-    series = _mm512_mul_pd(v, _mm512_fmadd_pd(x2, series, one));
-    y = _mm512_div_pd(_mm512_sub_pd(one, e), _mm512_add_pd(one, e));
-    y = _mm512_castsi512_pd(_mm512_or_si512(_mm512_castpd_si512(y),   /* x's sign */
-                                            _mm512_and_si512(sign, _mm512_castpd_si512(v))));
-    return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a, _mm512_set1_pd(1.0 / 2048), _CMP_LT_OQ), y, series);
+    __m512d scale, m;
+    const __m512d q = lstmc_exp_parts_pd(_mm512_mul_pd(_mm512_set1_pd(-2.0), a), &scale);
+    m = _mm512_fmadd_pd(scale, q, _mm512_sub_pd(scale, _mm512_set1_pd(1.0)));
+    m = _mm512_div_pd(m, _mm512_sub_pd(_mm512_set1_pd(-2.0), m));
+    /* the sign bit from v, the rest from m (ternary logic 0xCA: sign ? v : m) */
+    return _mm512_castsi512_pd(_mm512_ternarylogic_epi64(sign, _mm512_castpd_si512(v),
+                                                         _mm512_castpd_si512(m), 0xCA));
 }
 
 /* sigmoid (tanh = 0) or tanh (tanh = 1) of x[0 .. n) in place, the formulas above */

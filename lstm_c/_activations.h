@@ -19,9 +19,12 @@
  * hand-vectorised versions (lstmc_fast_gates_*): float64 with a table-driven exp (GCC
  * cannot vectorise a table lookup without gathers, and the r^13 series was most of a
  * float64 step's gate math), float32 with min/max clamps and scalef, which GCC's
- * vectorised loops do not use. lstmc_activate_portable_* are the loops alone (tests
- * compare the two). lstmc_lstm_cell_avx512_* runs a whole LSTM cell (those activations and the
- * state update) on such vectors in registers, for lstm_c/_recurrence.h.
+ * vectorised loops do not use. float32 has an AVX2 version with the same bits, for CPUs
+ * with AVX2 and FMA but not AVX-512 (GCC's own vectorisation of the formula gives other
+ * bits where the clamps bite: it folds the clamped lanes' value at compile time).
+ * lstmc_activate_portable_* are the loops alone (tests compare the two).
+ * lstmc_lstm_cell_* runs a whole LSTM cell (those activations and the state update) on
+ * such vectors in registers, for lstm_c/_recurrence.h.
  */
 #ifndef LSTMC_ACTIVATIONS_H
 #define LSTMC_ACTIVATIONS_H
@@ -272,44 +275,55 @@ LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_d(int tanh, double *x,
     }
 }
 
-/* float32 sigmoid and tanh on AVX-512, the formulas above with what the compiler cannot
- * use on its own: min/max clamps (a NaN x is their second operand, so it passes) and
- * scalef for 2^n (one instruction for four). */
-LSTMC_AVX512_TARGET static inline __m512 lstmc_sigmoid_ps(__m512 x) {
-    const __m512 one = _mm512_set1_ps(1.0f), round = _mm512_set1_ps(12582912.0f);
-    __m512 n, r, p;
-    x = _mm512_min_ps(_mm512_set1_ps(87.0f), x);    /* e^-x with -x in [-87, 88] */
-    x = _mm512_max_ps(_mm512_set1_ps(-88.0f), x);
-    n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(-1.44269504088896341f), round), round);
-    r = _mm512_fnmsub_ps(n, _mm512_set1_ps(0.693359375f), x);   /* -x - n ln 2, in two parts */
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440054690583e-4f), r);
-    p = _mm512_fmadd_ps(_mm512_set1_ps(LSTMC_EXP_C6), r, _mm512_set1_ps(LSTMC_EXP_C5));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSTMC_EXP_C4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSTMC_EXP_C3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSTMC_EXP_C2));
-    p = _mm512_fmadd_ps(p, r, one);
-    p = _mm512_fmadd_ps(p, r, one);
-    return _mm512_div_ps(one, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
+/* float32 sigmoid and tanh on 512-bit vectors (AVX-512) and on 256-bit ones (AVX2 and FMA,
+ * for CPUs without AVX-512), the formulas above with what the compiler cannot use on its
+ * own: min/max clamps (a NaN x is their second operand, so it passes) and, on AVX-512,
+ * scalef for 2^n (one instruction for four; AVX2 builds 2^n in the exponent bits, as the
+ * portable formula does: the same value). The two give the same bits for every float32
+ * input, so 256- and 512-bit blocks agree. MM is the intrinsics' prefix. */
+#define LSTMC_AVX2_TARGET __attribute__((target("avx2,fma")))
+#define LSTMC_SCALE_512(p, n) _mm512_scalef_ps(p, n)
+#define LSTMC_SCALE_256(p, n)                                                                  \
+    _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(                                    \
+        _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23)))
+#define LSTMC_DEFINE_GATES_PS(SFX, TARGET, MM, VEC, SCALE)                                     \
+TARGET static inline VEC lstmc_sigmoid_##SFX(VEC x) {                                          \
+    const VEC one = MM##_set1_ps(1.0f), round = MM##_set1_ps(12582912.0f);                     \
+    VEC n, r, p;                                                                               \
+    x = MM##_min_ps(MM##_set1_ps(87.0f), x);    /* e^-x with -x in [-87, 88] */                \
+    x = MM##_max_ps(MM##_set1_ps(-88.0f), x);                                                  \
+    n = MM##_sub_ps(MM##_fmadd_ps(x, MM##_set1_ps(-1.44269504088896341f), round), round);     \
+    r = MM##_fnmsub_ps(n, MM##_set1_ps(0.693359375f), x);   /* -x - n ln 2, in two parts */    \
+    r = MM##_fnmadd_ps(n, MM##_set1_ps(-2.12194440054690583e-4f), r);                          \
+    p = MM##_fmadd_ps(MM##_set1_ps(LSTMC_EXP_C6), r, MM##_set1_ps(LSTMC_EXP_C5));              \
+    p = MM##_fmadd_ps(p, r, MM##_set1_ps(LSTMC_EXP_C4));                                       \
+    p = MM##_fmadd_ps(p, r, MM##_set1_ps(LSTMC_EXP_C3));                                       \
+    p = MM##_fmadd_ps(p, r, MM##_set1_ps(LSTMC_EXP_C2));                                       \
+    p = MM##_fmadd_ps(p, r, one);                                                              \
+    p = MM##_fmadd_ps(p, r, one);                                                              \
+    return MM##_div_ps(one, MM##_add_ps(one, SCALE(p, n)));                                    \
+}                                                                                              \
+                                                                                               \
+TARGET static inline VEC lstmc_tanh_##SFX(VEC x) {                                             \
+    const VEC one = MM##_set1_ps(1.0f);                                                        \
+    VEC s, p, q, y;                                                                            \
+    x = MM##_min_ps(MM##_set1_ps(9.0f), x);                                                    \
+    x = MM##_max_ps(MM##_set1_ps(-9.0f), x);                                                   \
+    s = MM##_mul_ps(x, x);                                                                     \
+    p = MM##_fmadd_ps(MM##_set1_ps(LSTMC_TANH_P4), s, MM##_set1_ps(LSTMC_TANH_P3));            \
+    p = MM##_fmadd_ps(p, s, MM##_set1_ps(LSTMC_TANH_P2));                                      \
+    p = MM##_fmadd_ps(p, s, MM##_set1_ps(LSTMC_TANH_P1));                                      \
+    p = MM##_fmadd_ps(p, s, MM##_set1_ps(LSTMC_TANH_P0));                                      \
+    q = MM##_fmadd_ps(MM##_set1_ps(LSTMC_TANH_Q4), s, MM##_set1_ps(LSTMC_TANH_Q3));            \
+    q = MM##_fmadd_ps(q, s, MM##_set1_ps(LSTMC_TANH_Q2));                                      \
+    q = MM##_fmadd_ps(q, s, MM##_set1_ps(LSTMC_TANH_Q1));                                      \
+    q = MM##_fmadd_ps(q, s, one);                                                              \
+    y = MM##_div_ps(MM##_mul_ps(x, p), q);                                                     \
+    y = MM##_min_ps(one, y);                                                                   \
+    return MM##_max_ps(MM##_set1_ps(-1.0f), y);                                                \
 }
-
-LSTMC_AVX512_TARGET static inline __m512 lstmc_tanh_ps(__m512 x) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 s, p, q, y;
-    x = _mm512_min_ps(_mm512_set1_ps(9.0f), x);
-    x = _mm512_max_ps(_mm512_set1_ps(-9.0f), x);
-    s = _mm512_mul_ps(x, x);
-    p = _mm512_fmadd_ps(_mm512_set1_ps(LSTMC_TANH_P4), s, _mm512_set1_ps(LSTMC_TANH_P3));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(LSTMC_TANH_P2));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(LSTMC_TANH_P1));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(LSTMC_TANH_P0));
-    q = _mm512_fmadd_ps(_mm512_set1_ps(LSTMC_TANH_Q4), s, _mm512_set1_ps(LSTMC_TANH_Q3));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(LSTMC_TANH_Q2));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(LSTMC_TANH_Q1));
-    q = _mm512_fmadd_ps(q, s, one);
-    y = _mm512_div_ps(_mm512_mul_ps(x, p), q);
-    y = _mm512_min_ps(one, y);
-    return _mm512_max_ps(_mm512_set1_ps(-1.0f), y);
-}
+LSTMC_DEFINE_GATES_PS(ps, LSTMC_AVX512_TARGET, _mm512, __m512, LSTMC_SCALE_512)
+LSTMC_DEFINE_GATES_PS(ps8, LSTMC_AVX2_TARGET, _mm256, __m256, LSTMC_SCALE_256)
 
 LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_f(int tanh, float *x, ptrdiff_t n) {
     ptrdiff_t k;
@@ -320,22 +334,41 @@ LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_f(int tanh, float *x, 
     }
 }
 
-/* An LSTM cell on 512-bit vectors of units, all in registers: the gates' activations
- * (sigmoid, and tanh for g), c = f c + i g and h = o tanh(c), by the formulas of the
- * loops above, to the same bits. Vector v's gates are gates[gate * n + LANES v]; its
- * cell state rows[v].c is read and written; h goes to every one of rows[v].h[0 .. 3)
- * that is not NULL (h_next, the output sequence, the last output); with a trace, the
- * six values i, f, g, o, c, h go to rows[v].trace + 0 .. 5 planes, streamed past the
- * caches if `stream` (see lstm_c/_recurrence.h). The loops take five passes over the
- * gates and keep c and h in memory between them: a batch of 256 of LSTM(64) on one core
- * ran 8% faster so. */
-#define LSTMC_DEFINE_CELL(SFX, REAL, VEC, LANES, PS)                                           \
-LSTMC_AVX512_TARGET static inline void lstmc_put_##PS(REAL *dst, VEC value, int stream) {      \
-    if (stream && ((size_t)dst & 63) == 0) _mm512_stream_##PS(dst, value);                     \
-    else _mm512_storeu_##PS(dst, value);                                                       \
+/* sigmoid (tanh = 0) or tanh (tanh = 1) of x[0 .. n) in place: the same bits as
+ * lstmc_sigmoid_tanh_avx512_f (every float32 input compared), so a 256-bit block finishes
+ * a step as a 512-bit one does. */
+LSTMC_AVX2_TARGET static void lstmc_sigmoid_tanh_avx2_f(int tanh, float *x, ptrdiff_t n) {
+    ptrdiff_t k;
+    for (k = 0; k + 8 <= n; k += 8) {
+        const __m256 v = _mm256_loadu_ps(x + k);
+        _mm256_storeu_ps(x + k, tanh ? lstmc_tanh_ps8(v) : lstmc_sigmoid_ps8(v));
+    }
+    if (k < n) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - k)),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const __m256 v = _mm256_maskload_ps(x + k, m);
+        _mm256_maskstore_ps(x + k, m, tanh ? lstmc_tanh_ps8(v) : lstmc_sigmoid_ps8(v));
+    }
+}
+
+/* An LSTM cell on vectors of units, all in registers: the gates' activations (sigmoid,
+ * and tanh for g), c = f c + i g and h = o tanh(c), by the formulas of the loops above,
+ * to the same bits. Vector v's gates are gates[gate * n + LANES v]; its cell state
+ * rows[v].c is read and written; h goes to every one of rows[v].h[0 .. 3) that is not
+ * NULL (h_next, the output sequence, the last output); with a trace, the six values i,
+ * f, g, o, c, h go to rows[v].trace + 0 .. 5 planes, streamed past the caches if
+ * `stream` (see lstm_c/_recurrence.h). The loops take five passes over the gates and
+ * keep c and h in memory between them: a batch of 256 of LSTM(64) on one core ran 8%
+ * faster so. One for 512-bit vectors (AVX-512: float32 and float64), one for 256-bit
+ * ones (AVX2 and FMA: float32; a float64 table lookup has no cheap AVX2 form). MM is the
+ * intrinsics' prefix, ACT the activations' suffix. */
+#define LSTMC_DEFINE_CELL(ISA, TARGET, MM, SFX, REAL, VEC, LANES, PS, ACT)                      \
+TARGET static inline void lstmc_put_##ISA##_##PS(REAL *dst, VEC value, int stream) {          \
+    if (stream && ((size_t)dst & 63) == 0) MM##_stream_##PS(dst, value);                       \
+    else MM##_storeu_##PS(dst, value);                                                         \
 }                                                                                              \
                                                                                                \
-LSTMC_AVX512_TARGET static void lstmc_lstm_cell_avx512_##SFX(                                 \
+TARGET static void lstmc_lstm_cell_##ISA##_##SFX(                                              \
         const REAL *gates, ptrdiff_t n, ptrdiff_t n_vectors, const lstmc_cell_rows_##SFX *rows, \
         ptrdiff_t plane, int stream) {                                                         \
     ptrdiff_t v;                                                                               \
@@ -343,39 +376,72 @@ LSTMC_AVX512_TARGET static void lstmc_lstm_cell_avx512_##SFX(                   
     for (v = 0; v < n_vectors; v++) {                                                          \
         const REAL *at = gates + LANES * v;                                                    \
         REAL *trace = rows[v].trace;                                                           \
-        const VEC i = lstmc_sigmoid_##PS(_mm512_loadu_##PS(at));                               \
-        const VEC f = lstmc_sigmoid_##PS(_mm512_loadu_##PS(at + n));                           \
-        const VEC g = lstmc_tanh_##PS(_mm512_loadu_##PS(at + 2 * n));                          \
-        const VEC o = lstmc_sigmoid_##PS(_mm512_loadu_##PS(at + 3 * n));                       \
+        const VEC i = lstmc_sigmoid_##ACT(MM##_loadu_##PS(at));                                \
+        const VEC f = lstmc_sigmoid_##ACT(MM##_loadu_##PS(at + n));                            \
+        const VEC g = lstmc_tanh_##ACT(MM##_loadu_##PS(at + 2 * n));                           \
+        const VEC o = lstmc_sigmoid_##ACT(MM##_loadu_##PS(at + 3 * n));                        \
         /* f c + (i g): how GCC contracts the loop's f * c + i * g */                          \
-        const VEC c = _mm512_fmadd_##PS(f, _mm512_loadu_##PS(rows[v].c), _mm512_mul_##PS(i, g)); \
-        const VEC h = _mm512_mul_##PS(lstmc_tanh_##PS(c), o);                                  \
-        _mm512_storeu_##PS(rows[v].c, c);                                                      \
+        const VEC c = MM##_fmadd_##PS(f, MM##_loadu_##PS(rows[v].c), MM##_mul_##PS(i, g));     \
+        const VEC h = MM##_mul_##PS(lstmc_tanh_##ACT(c), o);                                   \
+        MM##_storeu_##PS(rows[v].c, c);                                                        \
         for (r = 0; r < 3; r++)                                                                \
-            if (rows[v].h[r] != NULL) _mm512_storeu_##PS(rows[v].h[r], h);                     \
+            if (rows[v].h[r] != NULL) MM##_storeu_##PS(rows[v].h[r], h);                       \
         if (trace != NULL) {                                                                   \
-            lstmc_put_##PS(trace, i, stream);                                                  \
-            lstmc_put_##PS(trace + plane, f, stream);                                          \
-            lstmc_put_##PS(trace + 2 * plane, g, stream);                                      \
-            lstmc_put_##PS(trace + 3 * plane, o, stream);                                      \
-            lstmc_put_##PS(trace + 4 * plane, c, stream);                                      \
-            lstmc_put_##PS(trace + 5 * plane, h, stream);                                      \
+            lstmc_put_##ISA##_##PS(trace, i, stream);                                          \
+            lstmc_put_##ISA##_##PS(trace + plane, f, stream);                                  \
+            lstmc_put_##ISA##_##PS(trace + 2 * plane, g, stream);                              \
+            lstmc_put_##ISA##_##PS(trace + 3 * plane, o, stream);                              \
+            lstmc_put_##ISA##_##PS(trace + 4 * plane, c, stream);                              \
+            lstmc_put_##ISA##_##PS(trace + 5 * plane, h, stream);                              \
         }                                                                                      \
     }                                                                                          \
 }
-LSTMC_DEFINE_CELL(f, float, __m512, 16, ps)
-LSTMC_DEFINE_CELL(d, double, __m512d, 8, pd)
+LSTMC_DEFINE_CELL(avx512, LSTMC_AVX512_TARGET, _mm512, f, float, __m512, 16, ps, ps)
+LSTMC_DEFINE_CELL(avx512, LSTMC_AVX512_TARGET, _mm512, d, double, __m512d, 8, pd, pd)
+LSTMC_DEFINE_CELL(avx2, LSTMC_AVX2_TARGET, _mm256, f, float, __m256, 8, ps, ps8)
 
-/* Whether lstmc_lstm_cell_avx512_* can run a cell of these activations on this CPU. */
-static inline int lstmc_has_fast_cell(int recurrent_activation, int activation) {
-    return recurrent_activation == LSTMC_SIGMOID && activation == LSTMC_TANH
-        && __builtin_cpu_supports("avx512f");
+static inline int lstmc_has_avx2_fma(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+/* Whether a cell of these activations on vectors of `vector_bytes` of `real_bytes` values
+ * can run in registers (lstmc_lstm_cell) on this CPU. */
+static inline int lstmc_has_fast_cell(size_t vector_bytes, size_t real_bytes, int recurrent_activation,
+                                      int activation) {
+    if (recurrent_activation != LSTMC_SIGMOID || activation != LSTMC_TANH) return 0;
+    if (vector_bytes == 64) return __builtin_cpu_supports("avx512f");
+    return vector_bytes == 32 && real_bytes == 4 && lstmc_has_avx2_fma();
+}
+
+/* The cell on vectors of `vector_bytes` (lstmc_has_fast_cell said it can run). The
+ * 256-bit cell never streams: the loops stream only whole 512-bit lines. */
+static inline void lstmc_lstm_cell_f(size_t vector_bytes, const float *gates, ptrdiff_t n,
+                                     ptrdiff_t n_vectors, const lstmc_cell_rows_f *rows,
+                                     ptrdiff_t plane, int stream) {
+    if (vector_bytes == 64) lstmc_lstm_cell_avx512_f(gates, n, n_vectors, rows, plane, stream);
+    else lstmc_lstm_cell_avx2_f(gates, n, n_vectors, rows, plane, 0);
+}
+
+static inline void lstmc_lstm_cell_d(size_t vector_bytes, const double *gates, ptrdiff_t n,
+                                     ptrdiff_t n_vectors, const lstmc_cell_rows_d *rows,
+                                     ptrdiff_t plane, int stream) {
+    (void)vector_bytes;   /* 64: lstmc_has_fast_cell has no 256-bit float64 cell */
+    lstmc_lstm_cell_avx512_d(gates, n, n_vectors, rows, plane, stream);
+}
+
+/* float32: AVX-512, else AVX2 (the same bits); 0 where neither runs. */
 static inline int lstmc_fast_gates_f(int code, float *x, ptrdiff_t n) {
-    if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !__builtin_cpu_supports("avx512f"))
-        return 0;
-    lstmc_sigmoid_tanh_avx512_f(code == LSTMC_TANH, x, n);
+    if (code != LSTMC_SIGMOID && code != LSTMC_TANH) return 0;
+    if (__builtin_cpu_supports("avx512f")) lstmc_sigmoid_tanh_avx512_f(code == LSTMC_TANH, x, n);
+    else if (lstmc_has_avx2_fma()) lstmc_sigmoid_tanh_avx2_f(code == LSTMC_TANH, x, n);
+    else return 0;
+    return 1;
+}
+
+/* The AVX2 gates alone, where the CPU has them (tests compare them with the AVX-512 ones). */
+static inline int lstmc_avx2_gates_f(int code, float *x, ptrdiff_t n) {
+    if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !lstmc_has_avx2_fma()) return 0;
+    lstmc_sigmoid_tanh_avx2_f(code == LSTMC_TANH, x, n);
     return 1;
 }
 
@@ -388,9 +454,10 @@ static inline int lstmc_fast_gates_d(int code, double *x, ptrdiff_t n) {
 #else
 #define lstmc_fast_gates_f(code, x, n) 0
 #define lstmc_fast_gates_d(code, x, n) 0
-#define lstmc_has_fast_cell(recurrent_activation, activation) 0
-#define lstmc_lstm_cell_avx512_f(gates, n, n_vectors, rows, plane, stream) ((void)(rows))
-#define lstmc_lstm_cell_avx512_d(gates, n, n_vectors, rows, plane, stream) ((void)(rows))
+#define lstmc_avx2_gates_f(code, x, n) 0
+#define lstmc_has_fast_cell(vector_bytes, real_bytes, recurrent_activation, activation) 0
+#define lstmc_lstm_cell_f(vector_bytes, gates, n, n_vectors, rows, plane, stream) ((void)(rows))
+#define lstmc_lstm_cell_d(vector_bytes, gates, n, n_vectors, rows, plane, stream) ((void)(rows))
 #endif
 
 #define LSTMC_DEFINE_ACTIVATE(SUFFIX, T, EXP, EXPM1, LOG1P, TANH, ERF, FABS)          \

@@ -35,6 +35,7 @@ cdef extern from "_activations.h" nogil:
     void lstmc_activate_d(int code, double *x, Py_ssize_t n)
     void lstmc_activate_portable_f(int code, float *x, Py_ssize_t n)
     void lstmc_activate_portable_d(int code, double *x, Py_ssize_t n)
+    int lstmc_avx2_gates_f(int code, float *x, Py_ssize_t n)
 
 cdef extern from "_recurrence.h" nogil:
     ctypedef struct lstmc_recurrence_args:
@@ -204,15 +205,24 @@ def single_rows_supported(Py_ssize_t lanes):
     return bool(lstmc_single_rows(lanes))
 
 
-def apply_activation(int code, floating[::1] values, bint portable=False):
-    """Apply activation ``code`` in place to a C-contiguous float32/float64 vector, as the
-    kernel does; ``portable``: with the loops every CPU runs, not the AVX-512 gates
-    (where the CPU has them). For tests: the two must agree."""
+cdef int _check_activation_code(int code) except -1:
     if not 0 <= code < LSTMC_N_ACTIVATIONS:
         raise ValueError(f"unknown activation code {code}")
+    return 0
+
+
+def apply_activation(int code, floating[::1] values, bint portable=False, bint avx2=False):
+    """Apply activation ``code`` in place to a C-contiguous float32/float64 vector, as the
+    kernel does; ``portable``: with the loops every CPU runs, not the AVX-512 or AVX2
+    gates (where the CPU has them); ``avx2``: float32 sigmoid and tanh with the AVX2 gates
+    (where the CPU has AVX2 and FMA), even on a CPU with AVX-512. For tests: the AVX2 and
+    AVX-512 gates must give the same bits, and the portable loops values within a few ulp."""
+    _check_activation_code(code)
     if values.shape[0] == 0:
         return
     if floating is float:
+        if avx2 and not portable and lstmc_avx2_gates_f(code, &values[0], values.shape[0]):
+            return
         (lstmc_activate_portable_f if portable else lstmc_activate_f)(code, &values[0], values.shape[0])
     else:
         (lstmc_activate_portable_d if portable else lstmc_activate_d)(code, &values[0], values.shape[0])
@@ -279,9 +289,8 @@ cdef class Kernel:
             if arr is not None and (np.shape(arr) != expected or np.result_type(arr) != dtype):
                 raise ValueError(f"{name} must be {dtype} of shape {expected}, "
                                  f"got {np.result_type(arr)} of shape {np.shape(arr)}")
-        for code in (activation, recurrent_activation):
-            if not 0 <= code < LSTMC_N_ACTIVATIONS:
-                raise ValueError(f"unknown activation code {code}")
+        _check_activation_code(activation)
+        _check_activation_code(recurrent_activation)
         self.dtype, self.is_double = dtype, dtype == np.float64
         self.input_dim, self.units = D, U
         self.lanes = lanes(dtype, wide)

@@ -136,9 +136,9 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     REAL c_old[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE, c_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE; \
     REAL h_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE;                                      \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \
-    /* Whole 512-bit blocks without a mask: the cell in registers, if the CPU has it     */ \
-    /* (lstmc_lstm_cell_avx512_*). Its bits are the loops' below.                        */ \
-    if (W * sizeof(REAL) == 64 && a->mask == NULL && lstmc_has_fast_cell(a->rec_act, a->act)  \
+    /* Whole blocks without a mask: the cell in registers, if the CPU has it for this     */ \
+    /* width (lstmc_lstm_cell_*). Its bits are the loops' below.                          */ \
+    if (a->mask == NULL && lstmc_has_fast_cell(W * sizeof(REAL), sizeof(REAL), a->rec_act, a->act) \
         && (blks[0] + 1) * W <= a->U && (blks[nb - 1] + 1) * W <= a->U) {                     \
         lstmc_cell_rows_##SFX rows[LSTMC_CHUNK * NSMAX];                                      \
         for (q = 0; q < nb; q++)                                                              \
@@ -151,7 +151,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
                 rows[at].h[2] = k == a->T - 1 ? a->out_last + col : NULL;                     \
                 rows[at].trace = a->trace != NULL ? a->trace + row : NULL;                    \
             }                                                                                 \
-        lstmc_lstm_cell_avx512_##SFX(acc, n, nb * ns, rows, BTU, stream);                     \
+        lstmc_lstm_cell_##SFX(W * sizeof(REAL), acc, n, nb * ns, rows, BTU, stream);         \
         return;                                                                               \
     }                                                                                         \
     for (q = 0; q < nb; q++) {                                                                \

@@ -13,15 +13,15 @@
  * The switch sits outside the loop so that each loop body is branch-light and the
  * compiler can vectorise the clamps and arithmetic. Sigmoid and tanh (the defaults, and
  * most of an LSTM's non-GEMM time) use the libm-free forms below, good to a few 1e-7
- * relative in float32 and a few 1e-16 in float64 (the AVX-512 tanh: 3e-15 just above |x| =
- * ln(2)/64, where its exp's table values' rounding first shows);
- * the other activations call libm. Where the CPU has AVX-512, sigmoid and tanh run
- * hand-vectorised versions (lstmc_fast_gates_*): float64 with a table-driven exp (GCC
- * cannot vectorise a table lookup without gathers, and the r^13 series was most of a
- * float64 step's gate math), float32 with min/max clamps and scalef, which GCC's
- * vectorised loops do not use. float32 has an AVX2 version with the same bits, for CPUs
- * with AVX2 and FMA but not AVX-512 (GCC's own vectorisation of the formula gives other
- * bits where the clamps bite: it folds the clamped lanes' value at compile time).
+ * relative in float32 and a few 1e-16 in float64 (the vectorised tanh: 3e-15 just above
+ * |x| = ln(2)/64, where its exp's table values' rounding first shows);
+ * the other activations call libm. Where the CPU has AVX-512 or AVX2 and FMA, sigmoid and
+ * tanh run hand-vectorised versions (lstmc_fast_gates_*), the two with the same bits for
+ * every input: float64 with a table-driven exp (GCC does not vectorise a table lookup,
+ * and the r^13 series was most of a float64 step's gate math), float32 with min/max
+ * clamps (and scalef on AVX-512), which GCC's vectorised loops do not use (GCC's own
+ * vectorisation of the formula also gives other bits where the clamps bite: it folds the
+ * clamped lanes' value at compile time).
  * lstmc_activate_portable_* are the loops alone (tests compare the two).
  * lstmc_lstm_cell_* runs a whole LSTM cell (those activations and the state update) on
  * such vectors in registers, for lstm_c/_recurrence.h.
@@ -200,72 +200,108 @@ typedef struct { double *c, *h[3], *trace; } lstmc_cell_rows_d;
 #include <immintrin.h>
 #define LSTMC_AVX512_TARGET __attribute__((target("avx512f,fma")))
 
-/* float64 e^x on AVX-512: n = round(16 x / ln 2), 2^((n & 15) / 16) from a table held in
- * two registers (one permute), e^r for |r| <= ln(2)/32 by its series to r^7 (next term
- * below 2e-18 relative). Returned in two parts, e^x = scale (1 + q): `scale` the table
- * value times 2^(n >> 4) (exact), q = e^r - 1 = r + r^2/2 + ... So e^x - 1 = (scale - 1)
- * + scale q has no cancellation: scale - 1 is exact where it is small (scale in [1/2, 2]),
- * and for |x| < ln(2)/32 scale is 1 and e^x - 1 is q itself. */
-LSTMC_AVX512_TARGET static inline __m512d lstmc_exp_parts_pd(__m512d x, __m512d *scale) {
-    const __m512d shifter = _mm512_set1_pd(6755399441055744.0);  /* 1.5 * 2^52 */
-    /* 2^(j/16), correctly rounded: j = 7 .. 0 and 15 .. 8 (set_pd lists the top lane first) */
-    const __m512d low = _mm512_set_pd(0x1.5ab07dd485429p+0, 0x1.4bfdad5362a27p+0,
-                                      0x1.3dea64c123422p+0, 0x1.306fe0a31b715p+0,
-                                      0x1.2387a6e756238p+0, 0x1.172b83c7d517bp+0,
-                                      0x1.0b5586cf9890fp+0, 0x1.0000000000000p+0);
-    const __m512d high = _mm512_set_pd(0x1.ea4afa2a490dap+0, 0x1.d5818dcfba487p+0,
-                                       0x1.c199bdd85529cp+0, 0x1.ae89f995ad3adp+0,
-                                       0x1.9c49182a3f090p+0, 0x1.8ace5422aa0dbp+0,
-                                       0x1.7a11473eb0187p+0, 0x1.6a09e667f3bcdp+0);
-    __m512d n, r, p, table;
-    __m512i k;
-    x = _mm512_min_pd(_mm512_set1_pd(708.0), x);   /* (constant, x): a NaN x passes */
-    x = _mm512_max_pd(_mm512_set1_pd(-708.0), x);
-    n = _mm512_fmadd_pd(x, _mm512_set1_pd(23.083120654223414), shifter);
-    k = _mm512_castpd_si512(n);   /* round(16 x / ln 2) in the low bits */
-    n = _mm512_sub_pd(n, shifter);
-    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.043321698787622154), x);
-    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(-2.625571920425678e-12), r);
-    p = _mm512_set1_pd(1.0 / 5040.0);
-    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 720.0));
-    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 120.0));
-    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 24.0));
-    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 6.0));
-    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
-    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
-    table = _mm512_permutex2var_pd(low, k, high);   /* 2^(j/16), j = the low 4 bits of k */
-    /* times 2^(n >> 4): add it to the table value's exponent */
-    *scale = _mm512_castsi512_pd(_mm512_add_epi64(_mm512_castpd_si512(table),
-                                                  _mm512_slli_epi64(_mm512_srai_epi64(k, 4), 52)));
-    return _mm512_mul_pd(p, r);
-}
+#define LSTMC_AVX2_TARGET __attribute__((target("avx2,fma")))
 
-LSTMC_AVX512_TARGET static inline __m512d lstmc_sigmoid_pd(__m512d v) {
-    const __m512d one = _mm512_set1_pd(1.0);
-    const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ULL);
-    __m512d scale;
-    const __m512d q = lstmc_exp_parts_pd(
-        _mm512_castsi512_pd(_mm512_xor_si512(sign, _mm512_castpd_si512(v))), &scale);
-    return _mm512_div_pd(one, _mm512_add_pd(one, _mm512_fmadd_pd(scale, q, scale)));
-}
+/* float64 e^x on AVX-512, and on AVX2 and FMA for CPUs without it: n = round(16 x / ln 2),
+ * 2^((n & 15) / 16) from a table (AVX-512: held in two registers, one permute; AVX2: one
+ * gather), e^r for |r| <= ln(2)/32 by its series to r^7 (next term below 2e-18 relative).
+ * Returned in two parts, e^x = scale (1 + q): `scale` the table value times 2^(n >> 4)
+ * (exact), q = e^r - 1 = r + r^2/2 + ... So e^x - 1 = (scale - 1) + scale q has no
+ * cancellation: scale - 1 is exact where it is small (scale in [1/2, 2]), and for |x| <
+ * ln(2)/32 scale is 1 and e^x - 1 is q itself. Then sigmoid, and tanh |x| = (1 - e^-2|x|) /
+ * (1 + e^-2|x|) = -m / (2 + m) with m = e^-2|x| - 1 from its two parts, which keeps the
+ * relative accuracy near 0 (within 3e-15 just above |x| = ln(2)/64, where m first takes a
+ * table value, a few 1e-16 elsewhere): no series branch, unlike the portable formula. x's
+ * sign goes on last (so tanh(-0) = -0). One text for both widths, the few instructions
+ * that differ in the helpers below: the same bits for every input. */
+static const double lstmc_exp2_sixteenths[16] __attribute__((aligned(64))) = {  /* 2^(j/16) */
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+    0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
 
-/* tanh |x| = (1 - e^-2|x|) / (1 + e^-2|x|) = -m / (2 + m) with m = e^-2|x| - 1 from its
- * two parts, which keeps the relative accuracy near 0 (within 3e-15 just above |x| =
- * ln(2)/64, where m first takes a table value, a few 1e-16 elsewhere): no series branch,
- * unlike the portable formula. x's sign goes on last (so tanh(-0) = -0). */
-LSTMC_AVX512_TARGET static inline __m512d lstmc_tanh_pd(__m512d v) {
-    const __m512i sign = _mm512_set1_epi64((long long)0x8000000000000000ULL);
-    const __m512d a = _mm512_castsi512_pd(_mm512_andnot_si512(sign, _mm512_castpd_si512(v)));
-    __m512d scale, m;
-    const __m512d q = lstmc_exp_parts_pd(_mm512_mul_pd(_mm512_set1_pd(-2.0), a), &scale);
-    m = _mm512_fmadd_pd(scale, q, _mm512_sub_pd(scale, _mm512_set1_pd(1.0)));
-    m = _mm512_div_pd(m, _mm512_sub_pd(_mm512_set1_pd(-2.0), m));
-    /* the sign bit from v, the rest from m (ternary logic 0xCA: sign ? v : m) */
-    return _mm512_castsi512_pd(_mm512_ternarylogic_epi64(sign, _mm512_castpd_si512(v),
+/* 2^(j/16) for j = the low 4 bits of k */
+LSTMC_AVX512_TARGET static inline __m512d lstmc_exp2_table_pd(__m512i k) {
+    return _mm512_permutex2var_pd(_mm512_load_pd(lstmc_exp2_sixteenths), k,
+                                  _mm512_load_pd(lstmc_exp2_sixteenths + 8));
+}
+LSTMC_AVX2_TARGET static inline __m256d lstmc_exp2_table_pd4(__m256i k) {
+    return _mm256_i64gather_pd(lstmc_exp2_sixteenths, _mm256_and_si256(k, _mm256_set1_epi64x(15)), 8);
+}
+/* 2^(k >> 4) to add to an exponent: only the low 16 bits of k matter, so AVX2's 32-bit
+ * arithmetic shift (it has no 64-bit one) gives the same 12 bits */
+LSTMC_AVX512_TARGET static inline __m512i lstmc_exp2_exponent_pd(__m512i k) {
+    return _mm512_slli_epi64(_mm512_srai_epi64(k, 4), 52);
+}
+LSTMC_AVX2_TARGET static inline __m256i lstmc_exp2_exponent_pd4(__m256i k) {
+    return _mm256_slli_epi64(_mm256_srai_epi32(k, 4), 52);
+}
+/* -v, |v|, and |m| with v's sign, by the sign bit */
+LSTMC_AVX512_TARGET static inline __m512d lstmc_negate_pd(__m512d v) {
+    return _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(v), _mm512_set1_epi64(INT64_MIN)));
+}
+LSTMC_AVX2_TARGET static inline __m256d lstmc_negate_pd4(__m256d v) {
+    return _mm256_xor_pd(v, _mm256_set1_pd(-0.0));
+}
+LSTMC_AVX512_TARGET static inline __m512d lstmc_abs_pd(__m512d v) {
+    return _mm512_castsi512_pd(_mm512_andnot_si512(_mm512_set1_epi64(INT64_MIN), _mm512_castpd_si512(v)));
+}
+LSTMC_AVX2_TARGET static inline __m256d lstmc_abs_pd4(__m256d v) {
+    return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v);
+}
+LSTMC_AVX512_TARGET static inline __m512d lstmc_with_sign_of_pd(__m512d m, __m512d v) {
+    /* ternary logic 0xCA: sign ? v : m, bit by bit */
+    return _mm512_castsi512_pd(_mm512_ternarylogic_epi64(_mm512_set1_epi64(INT64_MIN), _mm512_castpd_si512(v),
                                                          _mm512_castpd_si512(m), 0xCA));
 }
+LSTMC_AVX2_TARGET static inline __m256d lstmc_with_sign_of_pd4(__m256d m, __m256d v) {
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    return _mm256_or_pd(_mm256_and_pd(sign, v), _mm256_andnot_pd(sign, m));
+}
 
-/* sigmoid (tanh = 0) or tanh (tanh = 1) of x[0 .. n) in place, the formulas above */
+#define LSTMC_DEFINE_GATES_PD(SFX, TARGET, MM, VEC, IVEC, SI)                                  \
+TARGET static inline VEC lstmc_exp_parts_##SFX(VEC x, VEC *scale) {                            \
+    const VEC shifter = MM##_set1_pd(6755399441055744.0);  /* 1.5 * 2^52 */                    \
+    VEC n, r, p;                                                                               \
+    IVEC k;                                                                                    \
+    x = MM##_min_pd(MM##_set1_pd(708.0), x);   /* (constant, x): a NaN x passes */             \
+    x = MM##_max_pd(MM##_set1_pd(-708.0), x);                                                  \
+    n = MM##_fmadd_pd(x, MM##_set1_pd(23.083120654223414), shifter);                           \
+    k = MM##_castpd_##SI(n);   /* round(16 x / ln 2) in the low bits */                        \
+    n = MM##_sub_pd(n, shifter);                                                               \
+    r = MM##_fnmadd_pd(n, MM##_set1_pd(0.043321698787622154), x);                              \
+    r = MM##_fnmadd_pd(n, MM##_set1_pd(-2.625571920425678e-12), r);                            \
+    p = MM##_set1_pd(1.0 / 5040.0);                                                            \
+    p = MM##_fmadd_pd(p, r, MM##_set1_pd(1.0 / 720.0));                                        \
+    p = MM##_fmadd_pd(p, r, MM##_set1_pd(1.0 / 120.0));                                        \
+    p = MM##_fmadd_pd(p, r, MM##_set1_pd(1.0 / 24.0));                                         \
+    p = MM##_fmadd_pd(p, r, MM##_set1_pd(1.0 / 6.0));                                          \
+    p = MM##_fmadd_pd(p, r, MM##_set1_pd(0.5));                                                \
+    p = MM##_fmadd_pd(p, r, MM##_set1_pd(1.0));                                                \
+    /* the table value times 2^(n >> 4), added to its exponent */                              \
+    *scale = MM##_cast##SI##_pd(MM##_add_epi64(MM##_castpd_##SI(lstmc_exp2_table_##SFX(k)),    \
+                                               lstmc_exp2_exponent_##SFX(k)));                 \
+    return MM##_mul_pd(p, r);                                                                  \
+}                                                                                              \
+                                                                                               \
+TARGET static inline VEC lstmc_sigmoid_##SFX(VEC v) {                                          \
+    const VEC one = MM##_set1_pd(1.0);                                                         \
+    VEC scale;                                                                                 \
+    const VEC q = lstmc_exp_parts_##SFX(lstmc_negate_##SFX(v), &scale);                        \
+    return MM##_div_pd(one, MM##_add_pd(one, MM##_fmadd_pd(scale, q, scale)));                 \
+}                                                                                              \
+                                                                                               \
+TARGET static inline VEC lstmc_tanh_##SFX(VEC v) {                                             \
+    VEC scale, m;                                                                              \
+    const VEC q = lstmc_exp_parts_##SFX(MM##_mul_pd(MM##_set1_pd(-2.0), lstmc_abs_##SFX(v)), &scale); \
+    m = MM##_fmadd_pd(scale, q, MM##_sub_pd(scale, MM##_set1_pd(1.0)));                        \
+    m = MM##_div_pd(m, MM##_sub_pd(MM##_set1_pd(-2.0), m));                                    \
+    return lstmc_with_sign_of_##SFX(m, v);                                                     \
+}
+LSTMC_DEFINE_GATES_PD(pd, LSTMC_AVX512_TARGET, _mm512, __m512d, __m512i, si512)
+LSTMC_DEFINE_GATES_PD(pd4, LSTMC_AVX2_TARGET, _mm256, __m256d, __m256i, si256)
+
+/* sigmoid (tanh = 0) or tanh (tanh = 1) of x[0 .. n) in place, by the functions above */
 LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_d(int tanh, double *x, ptrdiff_t n) {
     ptrdiff_t k;
     for (k = 0; k < n; k += 8) {
@@ -275,13 +311,33 @@ LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_d(int tanh, double *x,
     }
 }
 
+/* The same on AVX2, the last values through a mask of lanes (LANE_MASK(count): the first
+ * `count` lanes) */
+#define LSTMC_DEFINE_AVX2_RUN(SFX, REAL, VEC, LANES, PS, ACT, LANE_MASK)                         \
+LSTMC_AVX2_TARGET static void lstmc_sigmoid_tanh_avx2_##SFX(int tanh, REAL *x, ptrdiff_t n) {  \
+    ptrdiff_t k;                                                                               \
+    for (k = 0; k + LANES <= n; k += LANES) {                                                  \
+        const VEC v = _mm256_loadu_##PS(x + k);                                                \
+        _mm256_storeu_##PS(x + k, tanh ? lstmc_tanh_##ACT(v) : lstmc_sigmoid_##ACT(v));        \
+    }                                                                                          \
+    if (k < n) {                                                                               \
+        const __m256i m = LANE_MASK(n - k);                                                    \
+        const VEC v = _mm256_maskload_##PS(x + k, m);                                          \
+        _mm256_maskstore_##PS(x + k, m, tanh ? lstmc_tanh_##ACT(v) : lstmc_sigmoid_##ACT(v));  \
+    }                                                                                          \
+}
+#define LSTMC_FIRST_LANES_4(count)                                                             \
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), _mm256_setr_epi64x(0, 1, 2, 3))
+#define LSTMC_FIRST_LANES_8(count)                                                             \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+LSTMC_DEFINE_AVX2_RUN(d, double, __m256d, 4, pd, pd4, LSTMC_FIRST_LANES_4)
+
 /* float32 sigmoid and tanh on 512-bit vectors (AVX-512) and on 256-bit ones (AVX2 and FMA,
  * for CPUs without AVX-512), the formulas above with what the compiler cannot use on its
  * own: min/max clamps (a NaN x is their second operand, so it passes) and, on AVX-512,
  * scalef for 2^n (one instruction for four; AVX2 builds 2^n in the exponent bits, as the
  * portable formula does: the same value). The two give the same bits for every float32
  * input, so 256- and 512-bit blocks agree. MM is the intrinsics' prefix. */
-#define LSTMC_AVX2_TARGET __attribute__((target("avx2,fma")))
 #define LSTMC_SCALE_512(p, n) _mm512_scalef_ps(p, n)
 #define LSTMC_SCALE_256(p, n)                                                                  \
     _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(                                    \
@@ -334,22 +390,7 @@ LSTMC_AVX512_TARGET static void lstmc_sigmoid_tanh_avx512_f(int tanh, float *x, 
     }
 }
 
-/* sigmoid (tanh = 0) or tanh (tanh = 1) of x[0 .. n) in place: the same bits as
- * lstmc_sigmoid_tanh_avx512_f (every float32 input compared), so a 256-bit block finishes
- * a step as a 512-bit one does. */
-LSTMC_AVX2_TARGET static void lstmc_sigmoid_tanh_avx2_f(int tanh, float *x, ptrdiff_t n) {
-    ptrdiff_t k;
-    for (k = 0; k + 8 <= n; k += 8) {
-        const __m256 v = _mm256_loadu_ps(x + k);
-        _mm256_storeu_ps(x + k, tanh ? lstmc_tanh_ps8(v) : lstmc_sigmoid_ps8(v));
-    }
-    if (k < n) {
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - k)),
-                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const __m256 v = _mm256_maskload_ps(x + k, m);
-        _mm256_maskstore_ps(x + k, m, tanh ? lstmc_tanh_ps8(v) : lstmc_sigmoid_ps8(v));
-    }
-}
+LSTMC_DEFINE_AVX2_RUN(f, float, __m256, 8, ps, ps8, LSTMC_FIRST_LANES_8)
 
 /* An LSTM cell on vectors of units, all in registers: the gates' activations (sigmoid,
  * and tanh for g), c = f c + i g and h = o tanh(c), by the formulas of the loops above,
@@ -359,9 +400,8 @@ LSTMC_AVX2_TARGET static void lstmc_sigmoid_tanh_avx2_f(int tanh, float *x, ptrd
  * f, g, o, c, h go to rows[v].trace + 0 .. 5 planes, streamed past the caches if
  * `stream` (see lstm_c/_recurrence.h). The loops take five passes over the gates and
  * keep c and h in memory between them: a batch of 256 of LSTM(64) on one core ran 8%
- * faster so. One for 512-bit vectors (AVX-512: float32 and float64), one for 256-bit
- * ones (AVX2 and FMA: float32; a float64 table lookup has no cheap AVX2 form). MM is the
- * intrinsics' prefix, ACT the activations' suffix. */
+ * faster so. One for 512-bit vectors (AVX-512), one for 256-bit ones (AVX2 and FMA), in
+ * float32 and float64. MM is the intrinsics' prefix, ACT the activations' suffix. */
 #define LSTMC_DEFINE_CELL(ISA, TARGET, MM, SFX, REAL, VEC, LANES, PS, ACT)                      \
 TARGET static inline void lstmc_put_##ISA##_##PS(REAL *dst, VEC value, int stream) {          \
     if (stream && ((size_t)dst & 63) == 0) MM##_stream_##PS(dst, value);                       \
@@ -399,18 +439,18 @@ TARGET static void lstmc_lstm_cell_##ISA##_##SFX(                               
 LSTMC_DEFINE_CELL(avx512, LSTMC_AVX512_TARGET, _mm512, f, float, __m512, 16, ps, ps)
 LSTMC_DEFINE_CELL(avx512, LSTMC_AVX512_TARGET, _mm512, d, double, __m512d, 8, pd, pd)
 LSTMC_DEFINE_CELL(avx2, LSTMC_AVX2_TARGET, _mm256, f, float, __m256, 8, ps, ps8)
+LSTMC_DEFINE_CELL(avx2, LSTMC_AVX2_TARGET, _mm256, d, double, __m256d, 4, pd, pd4)
 
 static inline int lstmc_has_avx2_fma(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* Whether a cell of these activations on vectors of `vector_bytes` of `real_bytes` values
- * can run in registers (lstmc_lstm_cell) on this CPU. */
-static inline int lstmc_has_fast_cell(size_t vector_bytes, size_t real_bytes, int recurrent_activation,
-                                      int activation) {
+/* Whether a cell of these activations on vectors of `vector_bytes` can run in registers
+ * (lstmc_lstm_cell_*) on this CPU. */
+static inline int lstmc_has_fast_cell(size_t vector_bytes, int recurrent_activation, int activation) {
     if (recurrent_activation != LSTMC_SIGMOID || activation != LSTMC_TANH) return 0;
     if (vector_bytes == 64) return __builtin_cpu_supports("avx512f");
-    return vector_bytes == 32 && real_bytes == 4 && lstmc_has_avx2_fma();
+    return vector_bytes == 32 && lstmc_has_avx2_fma();
 }
 
 /* The cell on vectors of `vector_bytes` (lstmc_has_fast_cell said it can run). The
@@ -425,37 +465,34 @@ static inline void lstmc_lstm_cell_f(size_t vector_bytes, const float *gates, pt
 static inline void lstmc_lstm_cell_d(size_t vector_bytes, const double *gates, ptrdiff_t n,
                                      ptrdiff_t n_vectors, const lstmc_cell_rows_d *rows,
                                      ptrdiff_t plane, int stream) {
-    (void)vector_bytes;   /* 64: lstmc_has_fast_cell has no 256-bit float64 cell */
-    lstmc_lstm_cell_avx512_d(gates, n, n_vectors, rows, plane, stream);
+    if (vector_bytes == 64) lstmc_lstm_cell_avx512_d(gates, n, n_vectors, rows, plane, stream);
+    else lstmc_lstm_cell_avx2_d(gates, n, n_vectors, rows, plane, 0);
 }
 
-/* float32: AVX-512, else AVX2 (the same bits); 0 where neither runs. */
-static inline int lstmc_fast_gates_f(int code, float *x, ptrdiff_t n) {
-    if (code != LSTMC_SIGMOID && code != LSTMC_TANH) return 0;
-    if (__builtin_cpu_supports("avx512f")) lstmc_sigmoid_tanh_avx512_f(code == LSTMC_TANH, x, n);
-    else if (lstmc_has_avx2_fma()) lstmc_sigmoid_tanh_avx2_f(code == LSTMC_TANH, x, n);
-    else return 0;
-    return 1;
+/* Sigmoid or tanh on AVX-512, else on AVX2 (the same bits); 0 where neither runs. */
+#define LSTMC_DEFINE_FAST_GATES(SFX, REAL)                                                     \
+static inline int lstmc_fast_gates_##SFX(int code, REAL *x, ptrdiff_t n) {                    \
+    if (code != LSTMC_SIGMOID && code != LSTMC_TANH) return 0;                                 \
+    if (__builtin_cpu_supports("avx512f")) lstmc_sigmoid_tanh_avx512_##SFX(code == LSTMC_TANH, x, n); \
+    else if (lstmc_has_avx2_fma()) lstmc_sigmoid_tanh_avx2_##SFX(code == LSTMC_TANH, x, n);    \
+    else return 0;                                                                             \
+    return 1;                                                                                  \
+}                                                                                              \
+                                                                                               \
+/* The AVX2 gates alone, where the CPU has them (tests compare them with the AVX-512 ones) */  \
+static inline int lstmc_avx2_gates_##SFX(int code, REAL *x, ptrdiff_t n) {                    \
+    if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !lstmc_has_avx2_fma()) return 0;      \
+    lstmc_sigmoid_tanh_avx2_##SFX(code == LSTMC_TANH, x, n);                                   \
+    return 1;                                                                                  \
 }
-
-/* The AVX2 gates alone, where the CPU has them (tests compare them with the AVX-512 ones). */
-static inline int lstmc_avx2_gates_f(int code, float *x, ptrdiff_t n) {
-    if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !lstmc_has_avx2_fma()) return 0;
-    lstmc_sigmoid_tanh_avx2_f(code == LSTMC_TANH, x, n);
-    return 1;
-}
-
-static inline int lstmc_fast_gates_d(int code, double *x, ptrdiff_t n) {
-    if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !__builtin_cpu_supports("avx512f"))
-        return 0;
-    lstmc_sigmoid_tanh_avx512_d(code == LSTMC_TANH, x, n);
-    return 1;
-}
+LSTMC_DEFINE_FAST_GATES(f, float)
+LSTMC_DEFINE_FAST_GATES(d, double)
 #else
 #define lstmc_fast_gates_f(code, x, n) 0
 #define lstmc_fast_gates_d(code, x, n) 0
 #define lstmc_avx2_gates_f(code, x, n) 0
-#define lstmc_has_fast_cell(vector_bytes, real_bytes, recurrent_activation, activation) 0
+#define lstmc_avx2_gates_d(code, x, n) 0
+#define lstmc_has_fast_cell(vector_bytes, recurrent_activation, activation) 0
 #define lstmc_lstm_cell_f(vector_bytes, gates, n, n_vectors, rows, plane, stream) ((void)(rows))
 #define lstmc_lstm_cell_d(vector_bytes, gates, n, n_vectors, rows, plane, stream) ((void)(rows))
 #endif

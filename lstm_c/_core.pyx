@@ -36,6 +36,7 @@ cdef extern from "_activations.h" nogil:
     void lstmc_activate_portable_f(int code, float *x, Py_ssize_t n)
     void lstmc_activate_portable_d(int code, double *x, Py_ssize_t n)
     int lstmc_avx2_gates_f(int code, float *x, Py_ssize_t n)
+    int lstmc_avx2_gates_d(int code, double *x, Py_ssize_t n)
 
 cdef extern from "_recurrence.h" nogil:
     ctypedef struct lstmc_recurrence_args:
@@ -214,8 +215,8 @@ cdef int _check_activation_code(int code) except -1:
 def apply_activation(int code, floating[::1] values, bint portable=False, bint avx2=False):
     """Apply activation ``code`` in place to a C-contiguous float32/float64 vector, as the
     kernel does; ``portable``: with the loops every CPU runs, not the AVX-512 or AVX2
-    gates (where the CPU has them); ``avx2``: float32 sigmoid and tanh with the AVX2 gates
-    (where the CPU has AVX2 and FMA), even on a CPU with AVX-512. For tests: the AVX2 and
+    gates (where the CPU has them); ``avx2``: sigmoid and tanh with the AVX2 gates (where
+    the CPU has AVX2 and FMA), even on a CPU with AVX-512. For tests: the AVX2 and
     AVX-512 gates must give the same bits, and the portable loops values within a few ulp."""
     _check_activation_code(code)
     if values.shape[0] == 0:
@@ -225,6 +226,8 @@ def apply_activation(int code, floating[::1] values, bint portable=False, bint a
             return
         (lstmc_activate_portable_f if portable else lstmc_activate_f)(code, &values[0], values.shape[0])
     else:
+        if avx2 and not portable and lstmc_avx2_gates_d(code, &values[0], values.shape[0]):
+            return
         (lstmc_activate_portable_d if portable else lstmc_activate_d)(code, &values[0], values.shape[0])
 
 

@@ -82,8 +82,9 @@ ACTIVATION_GRID = np.concatenate([
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", CANONICAL)
 def test_kernel_activations_agree_with_the_portable_loops(dtype, name):
-    """Where the CPU has AVX-512, float64 sigmoid and tanh run hand-vectorised gates (a
-    table-driven exp); elsewhere, and for every other activation, the portable loops run.
+    """Where the CPU has AVX-512 or AVX2, sigmoid and tanh run hand-vectorised gates (float64
+    with a table-driven exp); elsewhere, and for every other activation, the portable loops
+    run.
     Both give the same values within a few ulp, NaN and the clamped extremes included;
     float64 tanh within the AVX-512 version's 3e-15 (its table values' rounding, just
     above |x| = ln(2)/64)."""
@@ -111,28 +112,30 @@ def test_sigmoid_and_tanh_are_accurate(dtype, name, portable):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-300)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["sigmoid", "tanh"])
-def test_the_avx2_gates_give_the_bits_of_the_avx512_ones(rng, name):
-    """float32 sigmoid and tanh have an AVX2 version (256-bit blocks on CPUs without
-    AVX-512 finish a step with it) that must give the AVX-512 version's bits, so that the
-    two block widths agree bit for bit: over the grid and 2^20 random bit patterns (every
-    exponent, NaNs, infinities and subnormals among them). Where the CPU lacks AVX-512 the
-    "fast" gates are the AVX2 ones, and where it lacks AVX2 both calls run the same loops."""
-    patterns = rng.integers(0, 2**32, 2**20, dtype=np.uint64).astype(np.uint32).view(np.float32)
-    values = np.concatenate([ACTIVATION_GRID.astype(np.float32), patterns])
+def test_the_avx2_gates_give_the_bits_of_the_avx512_ones(rng, dtype, name):
+    """Sigmoid and tanh have an AVX2 version (256-bit blocks on CPUs without AVX-512
+    finish a step with it) that must give the AVX-512 version's bits, so that the two
+    block widths agree bit for bit: over the grid, 2^20 random bit patterns (every
+    exponent, NaNs, infinities and subnormals among them) and, in float64, 2^20 values in
+    [-40, 40]. Where the CPU lacks AVX-512 the "fast" gates are the AVX2 ones, and where it
+    lacks AVX2 both calls run the same loops."""
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    patterns = rng.integers(0, np.iinfo(uint).max, 2**20, dtype=uint, endpoint=True).view(dtype)
+    values = np.concatenate([ACTIVATION_GRID.astype(dtype), patterns, rng.uniform(-40, 40, 2**20).astype(dtype)])
     fast, avx2 = values.copy(), values.copy()
     lstm_c._core.apply_activation(activation_code(name), fast)
     lstm_c._core.apply_activation(activation_code(name), avx2, avx2=True)
-    np.testing.assert_array_equal(avx2.view(np.uint32), fast.view(np.uint32))
+    np.testing.assert_array_equal(avx2.view(uint), fast.view(uint))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch", [1, 3, 13])
 def test_256_bit_blocks_finish_in_registers_to_the_bits_of_the_loops(rng, dtype, batch):
-    """On CPUs with AVX2 and FMA, whole 256-bit blocks of float32 without a mask finish a
-    step in registers too (lstmc_lstm_cell_avx2_f; float64 keeps the loops): the same bits
-    as the loops (an all-ones mask) and as 512-bit blocks, with the trace. 40 units: whole
-    blocks and a ragged one."""
+    """On CPUs with AVX2 and FMA, whole 256-bit blocks without a mask finish a step in
+    registers too (lstmc_lstm_cell_avx2_*): the same bits as the loops (an all-ones mask)
+    and as 512-bit blocks, with the trace. 40 units: whole blocks and a ragged one."""
     x, K, R, b = random_problem(rng, batch, 7, 5, 40, dtype)
     narrow = engine_forward(x, K, R, b, wide=False)
     looped = engine_forward(x, K, R, b, mask=np.ones(x.shape[:2], bool), wide=False)

@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_cpu.h"   /* LSTMC_CLONES, LSTMC_CPU_SUPPORTS */
+
 enum {
     LSTMC_LINEAR = 0,
     LSTMC_SIGMOID = 1,
@@ -57,14 +59,6 @@ enum {
     LSTMC_N_ACTIVATIONS = 19
 };
 
-/* Compile hot loops for AVX-512 and AVX2+FMA too, chosen at load time (ifunc); the
- * default clone keeps a wheel built here working on any x86-64. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define LSTMC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#define LSTMC_HAVE_CLONES 1
-#else
-#define LSTMC_CLONES
-#endif
 
 #define LSTMC_SELU_ALPHA 1.6732632423543772
 #define LSTMC_SELU_SCALE 1.0507009873554805
@@ -442,14 +436,14 @@ LSTMC_DEFINE_CELL(avx2, LSTMC_AVX2_TARGET, _mm256, f, float, __m256, 8, ps, ps8)
 LSTMC_DEFINE_CELL(avx2, LSTMC_AVX2_TARGET, _mm256, d, double, __m256d, 4, pd, pd4)
 
 static inline int lstmc_has_avx2_fma(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return LSTMC_CPU_SUPPORTS("avx2") && LSTMC_CPU_SUPPORTS("fma");
 }
 
 /* Whether a cell of these activations on vectors of `vector_bytes` can run in registers
  * (lstmc_lstm_cell_*) on this CPU. */
 static inline int lstmc_has_fast_cell(size_t vector_bytes, int recurrent_activation, int activation) {
     if (recurrent_activation != LSTMC_SIGMOID || activation != LSTMC_TANH) return 0;
-    if (vector_bytes == 64) return __builtin_cpu_supports("avx512f");
+    if (vector_bytes == 64) return LSTMC_CPU_SUPPORTS("avx512f");
     return vector_bytes == 32 && lstmc_has_avx2_fma();
 }
 
@@ -473,7 +467,7 @@ static inline void lstmc_lstm_cell_d(size_t vector_bytes, const double *gates, p
 #define LSTMC_DEFINE_FAST_GATES(SFX, REAL)                                                     \
 static inline int lstmc_fast_gates_##SFX(int code, REAL *x, ptrdiff_t n) {                    \
     if (code != LSTMC_SIGMOID && code != LSTMC_TANH) return 0;                                 \
-    if (__builtin_cpu_supports("avx512f")) lstmc_sigmoid_tanh_avx512_##SFX(code == LSTMC_TANH, x, n); \
+    if (LSTMC_CPU_SUPPORTS("avx512f")) lstmc_sigmoid_tanh_avx512_##SFX(code == LSTMC_TANH, x, n); \
     else if (lstmc_has_avx2_fma()) lstmc_sigmoid_tanh_avx2_##SFX(code == LSTMC_TANH, x, n);    \
     else return 0;                                                                             \
     return 1;                                                                                  \

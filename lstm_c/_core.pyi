@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 N_ACTIVATIONS: int
+ISA_LIMIT: int
 MIN_STEP_WORK_PER_THREAD: int
 MIN_CALL_WORK_FOR_THREADS: int
 PROJECTION_STEPS: int

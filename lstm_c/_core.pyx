@@ -29,6 +29,9 @@ from ._packing import float32_rows, pack_weights
 
 from ._openmp cimport LSTMC_OPENMP_ENABLED, omp_get_num_procs
 
+cdef extern from "_cpu.h" nogil:
+    int LSTMC_ISA_LIMIT
+
 cdef extern from "_activations.h" nogil:
     int LSTMC_N_ACTIVATIONS
     void lstmc_activate_f(int code, float *x, Py_ssize_t n)
@@ -76,6 +79,10 @@ cdef extern from "_recurrence.h" nogil:
     size_t LSTMC_SEAT_BYTES
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
+#: The highest x86-64 level this build lets the kernels use (4: AVX-512; 3: AVX2 and FMA;
+#: 1: baseline), whatever the CPU has: 4 but in builds that test the other paths
+#: (CFLAGS=-DLSTMC_ISA_LIMIT=3 or 1; see _cpu.h).
+ISA_LIMIT = LSTMC_ISA_LIMIT
 #: Traces of at least this many bytes, and every trace of a call on several threads, are
 #: written past the caches in rows that start on a cache line (aligned_empty); smaller
 #: ones of one thread stay in cache for their reader.

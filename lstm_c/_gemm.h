@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_cpu.h"   /* LSTMC_CPU_SUPPORTS */
+
 /* ------------------------------------------------------------------------------------------
  * float32 GEMM micro-kernels for AVX-512 machines (chosen at run time; elsewhere the
  * portable code and BLAS run). Why our own: the BLAS SciPy ships may be pinned to
@@ -92,8 +94,8 @@ LSTMC_DEFINE_MICRO_ROWS(4)
 
 static int lstmc_have_avx512_gemm(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+    return LSTMC_CPU_SUPPORTS("avx512f") && LSTMC_CPU_SUPPORTS("avx512vl")
+        && LSTMC_CPU_SUPPORTS("avx512dq") && LSTMC_CPU_SUPPORTS("avx512bw");
 }
 
 /* pick the widest micro-kernel tile that fits the rows left, so no row past A's end is read */

@@ -149,7 +149,7 @@ enum { LSTMC_W_f = LSTMC_VECTOR_BYTES / sizeof(float), LSTMC_W_d = LSTMC_VECTOR_
 static int lstmc_wide_blocks(void) {
 #if defined(LSTMC_HAVE_CLONES)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
+    return LSTMC_CPU_SUPPORTS("avx512f") != 0;
 #else
     return 0;
 #endif
@@ -175,8 +175,8 @@ LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, __attribute__((target("arch=x86-6
 LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 3, __attribute__((target("arch=x86-64-v3"))), LSTMC_WIDEN_256)
 static int lstmc_single_rows(ptrdiff_t W) {
     __builtin_cpu_init();
-    return W == LSTMC_WIDE_W_d ? __builtin_cpu_supports("x86-64-v4") != 0
-                               : __builtin_cpu_supports("x86-64-v3") != 0;
+    return W == LSTMC_WIDE_W_d ? LSTMC_CPU_SUPPORTS("x86-64-v4") != 0
+                               : LSTMC_CPU_SUPPORTS("x86-64-v3") != 0;
 }
 #else  /* one build for every tile: the same contraction everywhere */
 LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, LSTMC_CLONES, LSTMC_WIDEN)

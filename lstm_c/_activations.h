@@ -59,7 +59,6 @@ enum {
     LSTMC_N_ACTIVATIONS = 19
 };
 
-
 #define LSTMC_SELU_ALPHA 1.6732632423543772
 #define LSTMC_SELU_SCALE 1.0507009873554805
 #define LSTMC_LEAKY_SLOPE 0.2
@@ -186,7 +185,7 @@ static inline double lstmc_tanh_d(double x) {
     return copysign(m / (-2.0 - m), x);
 }
 
-/* Where one vector of units goes in lstmc_lstm_cell_avx512_* (below). */
+/* Where one vector of units goes in lstmc_lstm_cell_* (below). */
 typedef struct { float *c, *h[3], *trace; } lstmc_cell_rows_f;
 typedef struct { double *c, *h[3], *trace; } lstmc_cell_rows_d;
 
@@ -197,8 +196,8 @@ typedef struct { double *c, *h[3], *trace; } lstmc_cell_rows_d;
 #define LSTMC_AVX2_TARGET __attribute__((target("avx2,fma")))
 
 /* float64 e^x on AVX-512, and on AVX2 and FMA for CPUs without it: n = round(16 x / ln 2),
- * 2^((n & 15) / 16) from a table (AVX-512: held in two registers, one permute; AVX2: one
- * gather), e^r for |r| <= ln(2)/32 by its series to r^7 (next term below 2e-18 relative).
+ * 2^((n & 15) / 16) from a table (AVX-512: its two halves in registers, one permute;
+ * AVX2: one gather), e^r for |r| <= ln(2)/32 by its series to r^7 (next term below 2e-18 relative).
  * Returned in two parts, e^x = scale (1 + q): `scale` the table value times 2^(n >> 4)
  * (exact), q = e^r - 1 = r + r^2/2 + ... So e^x - 1 = (scale - 1) + scale q has no
  * cancellation: scale - 1 is exact where it is small (scale in [1/2, 2]), and for |x| <
@@ -449,19 +448,15 @@ static inline int lstmc_has_fast_cell(size_t vector_bytes, int recurrent_activat
 
 /* The cell on vectors of `vector_bytes` (lstmc_has_fast_cell said it can run). The
  * 256-bit cell never streams: the loops stream only whole 512-bit lines. */
-static inline void lstmc_lstm_cell_f(size_t vector_bytes, const float *gates, ptrdiff_t n,
-                                     ptrdiff_t n_vectors, const lstmc_cell_rows_f *rows,
-                                     ptrdiff_t plane, int stream) {
-    if (vector_bytes == 64) lstmc_lstm_cell_avx512_f(gates, n, n_vectors, rows, plane, stream);
-    else lstmc_lstm_cell_avx2_f(gates, n, n_vectors, rows, plane, 0);
+#define LSTMC_DEFINE_CELL_OF_WIDTH(SFX, REAL)                                                  \
+static inline void lstmc_lstm_cell_##SFX(size_t vector_bytes, const REAL *gates, ptrdiff_t n,  \
+                                         ptrdiff_t n_vectors, const lstmc_cell_rows_##SFX *rows, \
+                                         ptrdiff_t plane, int stream) {                        \
+    if (vector_bytes == 64) lstmc_lstm_cell_avx512_##SFX(gates, n, n_vectors, rows, plane, stream); \
+    else lstmc_lstm_cell_avx2_##SFX(gates, n, n_vectors, rows, plane, 0);                      \
 }
-
-static inline void lstmc_lstm_cell_d(size_t vector_bytes, const double *gates, ptrdiff_t n,
-                                     ptrdiff_t n_vectors, const lstmc_cell_rows_d *rows,
-                                     ptrdiff_t plane, int stream) {
-    if (vector_bytes == 64) lstmc_lstm_cell_avx512_d(gates, n, n_vectors, rows, plane, stream);
-    else lstmc_lstm_cell_avx2_d(gates, n, n_vectors, rows, plane, 0);
-}
+LSTMC_DEFINE_CELL_OF_WIDTH(f, float)
+LSTMC_DEFINE_CELL_OF_WIDTH(d, double)
 
 /* Sigmoid or tanh on AVX-512, else on AVX2 (the same bits); 0 where neither runs. */
 #define LSTMC_DEFINE_FAST_GATES(SFX, REAL)                                                     \

@@ -458,20 +458,19 @@ static inline void lstmc_lstm_cell_##SFX(size_t vector_bytes, const REAL *gates,
 LSTMC_DEFINE_CELL_OF_WIDTH(f, float)
 LSTMC_DEFINE_CELL_OF_WIDTH(d, double)
 
-/* Sigmoid or tanh on AVX-512, else on AVX2 (the same bits); 0 where neither runs. */
+/* Sigmoid or tanh on AVX2 alone, where the CPU has it (tests compare it with AVX-512), and
+ * on AVX-512, else AVX2 (the same bits); 0 where neither runs. */
 #define LSTMC_DEFINE_FAST_GATES(SFX, REAL)                                                     \
-static inline int lstmc_fast_gates_##SFX(int code, REAL *x, ptrdiff_t n) {                    \
-    if (code != LSTMC_SIGMOID && code != LSTMC_TANH) return 0;                                 \
-    if (LSTMC_CPU_SUPPORTS("avx512f")) lstmc_sigmoid_tanh_avx512_##SFX(code == LSTMC_TANH, x, n); \
-    else if (lstmc_has_avx2_fma()) lstmc_sigmoid_tanh_avx2_##SFX(code == LSTMC_TANH, x, n);    \
-    else return 0;                                                                             \
-    return 1;                                                                                  \
-}                                                                                              \
-                                                                                               \
-/* The AVX2 gates alone, where the CPU has them (tests compare them with the AVX-512 ones) */  \
 static inline int lstmc_avx2_gates_##SFX(int code, REAL *x, ptrdiff_t n) {                    \
     if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !lstmc_has_avx2_fma()) return 0;      \
     lstmc_sigmoid_tanh_avx2_##SFX(code == LSTMC_TANH, x, n);                                   \
+    return 1;                                                                                  \
+}                                                                                              \
+                                                                                               \
+static inline int lstmc_fast_gates_##SFX(int code, REAL *x, ptrdiff_t n) {                    \
+    if ((code != LSTMC_SIGMOID && code != LSTMC_TANH) || !LSTMC_CPU_SUPPORTS("avx512f"))       \
+        return lstmc_avx2_gates_##SFX(code, x, n);                                             \
+    lstmc_sigmoid_tanh_avx512_##SFX(code == LSTMC_TANH, x, n);                                 \
     return 1;                                                                                  \
 }
 LSTMC_DEFINE_FAST_GATES(f, float)

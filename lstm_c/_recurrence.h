@@ -138,7 +138,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \
     /* Whole blocks without a mask: the cell in registers, if the CPU has it for this     */ \
     /* width (lstmc_lstm_cell_*). Its bits are the loops' below.                          */ \
-    if (a->mask == NULL && lstmc_has_fast_cell(W * sizeof(REAL), a->rec_act, a->act) \
+    if (a->mask == NULL && lstmc_has_fast_cell(W * sizeof(REAL), a->rec_act, a->act)          \
         && (blks[0] + 1) * W <= a->U && (blks[nb - 1] + 1) * W <= a->U) {                     \
         lstmc_cell_rows_##SFX rows[LSTMC_CHUNK * NSMAX];                                      \
         for (q = 0; q < nb; q++)                                                              \

@@ -39,19 +39,19 @@
  * one-sample tile waits on its weights, not its FMAs, and was 1.5% slower unrolled. */
 #define LSTMC_TILE_ROW(REAL, W, NS, LOAD, w, v, ldv)                                          \
     do {                                                                                      \
-        const __typeof__(*(w)) *wk = (w) + k * 4 * W;                                         \
-        const vec w0 = LOAD(wk), w1 = LOAD(wk + W), w2 = LOAD(wk + 2 * W), w3 = LOAD(wk + 3 * W); \
+        const __typeof__(*(w)) *wk = (w) + k * 4 * W + g0 * W;                                \
+        vec wg[NG];                                                                           \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < NG; g++) wg[g] = LOAD(wk + g * W);                                    \
         _Pragma("GCC unroll 8")                                                               \
         for (s = 0; s < NS; s++) {                                                            \
             const REAL e = (v)[s * (ldv) + k];                                                \
-            acc[s][0] += e * w0;                                                              \
-            acc[s][1] += e * w1;                                                              \
-            acc[s][2] += e * w2;                                                              \
-            acc[s][3] += e * w3;                                                              \
+            _Pragma("GCC unroll 4")                                                           \
+            for (g = 0; g < NG; g++) acc[s][g] += e * wg[g];                                  \
         }                                                                                     \
     } while (0)
 #define LSTMC_TILE_ROWS(REAL, W, NS, LOAD, w, v, ldv, n, row0)                                 \
-    if (prefetch != NULL) {                                                                   \
+    if (prefetch != NULL && g0 == 0) {                                                        \
         _Pragma("GCC unroll 2")                                                               \
         for (k = 0; k < (n); k++) {                                                           \
             __builtin_prefetch(prefetch + 64 * (((row0) + k) * prefetch_step >> 16), 0, 2);   \
@@ -63,6 +63,15 @@
         _Pragma("GCC unroll 4")                                                               \
         for (k = 0; k < (n); k++) LSTMC_TILE_ROW(REAL, W, NS, LOAD, w, v, ldv);               \
     }
+
+/* Gates one pass of a tile sums: all four where NS x 4 accumulators, 4 weight vectors and
+ * a broadcast fit in the registers, else two per pass over the rows (the weights are
+ * still read once, the samples' values twice, from L1). 512-bit blocks run on AVX-512's
+ * 32 registers: four gates up to NS = 6. 256-bit blocks run where AVX2 has 16: a tile of
+ * three samples and four gates needs 17, and GCC kept one sum on the stack, a store and
+ * a reload in every row's chain of FMAs. Two gates of six samples (12 + 2 + 1 registers)
+ * is the shape of AVX2 sgemm's 6 x 16 kernels. */
+#define LSTMC_TILE_GATES(W, REAL, NS) ((W) * sizeof(REAL) == 64 || (NS) * 4 + 4 + 1 <= 16 ? 4 : 2)
 
 #define LSTMC_TILE_PARAMS(REAL, B_REAL)                                                        \
     const REAL *init, ptrdiff_t ld_init, const REAL *w_a, const REAL *a, ptrdiff_t ld_a,      \
@@ -82,27 +91,30 @@ static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL, B_REAL)) {       
     /* numpy guarantees element alignment only: unaligned vector loads and stores */         \
     typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));  \
     typedef B_REAL b_vec __attribute__((vector_size(W * sizeof(B_REAL)), aligned(sizeof(B_REAL)), unused)); \
-    vec acc[NS][4];                                                                           \
+    enum { NG = LSTMC_TILE_GATES(W, REAL, NS) };                                              \
+    vec acc[NS][NG];                                                                          \
     const ptrdiff_t prefetch_step = prefetch != NULL ? (prefetch_lines << 16) / (n_a + n_b) : 0; \
     ptrdiff_t k;                                                                              \
-    int s, g;                                                                                 \
-    _Pragma("GCC unroll 8")                                                                   \
-    for (s = 0; s < NS; s++)                                                                  \
-        _Pragma("GCC unroll 4")                                                               \
-        for (g = 0; g < 4; g++)                                                               \
-            acc[s][g] = init != NULL ? *(const vec *)(init + s * ld_init + g * W) : (vec){0}; \
-    LSTMC_TILE_ROWS(REAL, W, NS, LSTMC_LOAD, w_a, a, ld_a, n_a, 0)                            \
-    LSTMC_TILE_ROWS(REAL, W, NS, LOAD_B, w_b, b, ld_b, n_b, n_a)                              \
-    _Pragma("GCC unroll 8")                                                                   \
-    for (s = 0; s < NS; s++)                                                                  \
-        _Pragma("GCC unroll 4")                                                               \
-        for (g = 0; g < 4; g++)                                                               \
-            *(vec *)(out + s * ld_out_s + g * ld_out_g) = acc[s][g];                          \
+    int s, g, g0;                                                                             \
+    for (g0 = 0; g0 < 4; g0 += NG) {                                                          \
+        _Pragma("GCC unroll 8")                                                               \
+        for (s = 0; s < NS; s++)                                                              \
+            _Pragma("GCC unroll 4")                                                           \
+            for (g = 0; g < NG; g++)                                                          \
+                acc[s][g] = init != NULL ? *(const vec *)(init + s * ld_init + (g0 + g) * W)  \
+                                         : (vec){0};                                          \
+        LSTMC_TILE_ROWS(REAL, W, NS, LSTMC_LOAD, w_a, a, ld_a, n_a, 0)                        \
+        LSTMC_TILE_ROWS(REAL, W, NS, LOAD_B, w_b, b, ld_b, n_b, n_a)                          \
+        _Pragma("GCC unroll 8")                                                               \
+        for (s = 0; s < NS; s++)                                                              \
+            _Pragma("GCC unroll 4")                                                           \
+            for (g = 0; g < NG; g++)                                                          \
+                *(vec *)(out + s * ld_out_s + (g0 + g) * ld_out_g) = acc[s][g];               \
+    }                                                                                         \
 }
 
-/* Tiles of 1 .. 6 samples and the switch choosing one. A block width uses up to NSMAX:
- * 6 for 512-bit blocks, 3 for 256-bit ones (AVX2 has 16 registers: 12 accumulators + 4
- * weight vectors); the wider tiles of a narrow width are compiled but never called. */
+/* Tiles of 1 .. 6 samples and the switch choosing one (every width uses up to NSMAX = 6:
+ * LSTMC_TILE_GATES keeps 256-bit tiles in AVX2's registers). */
 #define LSTMC_DEFINE_TILES_AS(SFX, REAL, B_REAL, W, NSMAX, ATTR, LOAD_B)                      \
 LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 1, ATTR, LOAD_B)                                      \
 LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 2, ATTR, LOAD_B)                                      \
@@ -158,9 +170,9 @@ static int lstmc_wide_blocks(void) {
 #define LSTMC_DEFINE_TILES(SFX, REAL, W, NSMAX)                                                \
     LSTMC_DEFINE_TILES_AS(SFX, REAL, REAL, W, NSMAX, LSTMC_CLONES, LSTMC_LOAD)
 LSTMC_DEFINE_TILES(f, float, 16, 6)
-LSTMC_DEFINE_TILES(f, float, 8, 3)
+LSTMC_DEFINE_TILES(f, float, 8, 6)
 LSTMC_DEFINE_TILES(d, double, 8, 6)
-LSTMC_DEFINE_TILES(d, double, 4, 3)
+LSTMC_DEFINE_TILES(d, double, 4, 6)
 
 /* float64 tiles over recurrent rows kept in float32 (a->rec_single, lstmc_single_rows).
  * They must give the d tiles' bits, so they are built for the ISA level whose d clone
@@ -172,7 +184,7 @@ LSTMC_DEFINE_TILES(d, double, 4, 3)
 #define LSTMC_WIDEN_512(p) ((vec)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
 #define LSTMC_WIDEN_256(p) ((vec)_mm256_cvtps_pd(_mm_loadu_ps(p)))
 LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, __attribute__((target("arch=x86-64-v4"))), LSTMC_WIDEN_512)
-LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 3, __attribute__((target("arch=x86-64-v3"))), LSTMC_WIDEN_256)
+LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 6, __attribute__((target("arch=x86-64-v3"))), LSTMC_WIDEN_256)
 static int lstmc_single_rows(ptrdiff_t W) {
     __builtin_cpu_init();
     return W == LSTMC_WIDE_W_d ? LSTMC_CPU_SUPPORTS("x86-64-v4") != 0
@@ -180,7 +192,7 @@ static int lstmc_single_rows(ptrdiff_t W) {
 }
 #else  /* one build for every tile: the same contraction everywhere */
 LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, LSTMC_CLONES, LSTMC_WIDEN)
-LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 3, LSTMC_CLONES, LSTMC_WIDEN)
+LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 6, LSTMC_CLONES, LSTMC_WIDEN)
 static int lstmc_single_rows(ptrdiff_t W) { (void)W; return 1; }
 #endif
 #define lstmc_tile_fs16 lstmc_tile_f16

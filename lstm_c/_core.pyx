@@ -72,8 +72,8 @@ cdef extern from "_recurrence.h" nogil:
     int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
     int lstmc_wide_blocks()
     long lstmc_l2_bytes()
-    int lstmc_tile_samples(Py_ssize_t W, int is_double)
     int lstmc_single_rows(Py_ssize_t W)
+    int LSTMC_TILE_SAMPLES
     size_t LSTMC_STREAMED_TRACE_BYTES
     double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
     size_t LSTMC_SEAT_BYTES
@@ -414,7 +414,7 @@ cdef class Kernel:
 
     cdef Py_ssize_t _default_projection_steps(self, Py_ssize_t B, Py_ssize_t T):
         # Small batches: a tile over samples would be mostly empty; one over steps is full.
-        if B < lstmc_tile_samples(self.lanes, self.is_double) and T > 1:
+        if B < LSTMC_TILE_SAMPLES and T > 1:
             return min(<Py_ssize_t>_PROJECTION_STEPS, T)
         return 0
 
@@ -494,7 +494,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     # More threads than blocks idle; threads with less than a barrier's worth of work slow down.
     step_work = B * (D + U) * 4 * U
     n_threads = <int>max(1, min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD))
-    cdef Py_ssize_t tile = lstmc_tile_samples(kernel.lanes, kernel.is_double)
+    cdef Py_ssize_t tile = LSTMC_TILE_SAMPLES
     cdef Py_ssize_t group = (tile if n_threads > 1 and projection_steps == 0
                              and B >= _GROUPS_PER_THREAD * tile * n_threads
                              and kernel.weight_bytes <= _GROUP_WEIGHT_BYTES else 0)

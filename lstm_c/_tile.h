@@ -23,11 +23,12 @@
  * ld_init apart; ld_init 0 = one row for all, the bias; NULL = zeros), then adds
  * a[s * ld_a + k] * w_a[k] for k < n_a and b[s * ld_b + k] * w_b[k] for k < n_b, where
  * w_*[k] is a row of 4W packed weights, and is stored to out + s * ld_out_s + gate * ld_out_g.
- * All NS * 4 sums stay in vector registers for the whole pass (NS = 6 with 512-bit vectors:
- * 24 accumulators, 4 weight vectors and a broadcast fill AVX-512's 32 registers): each
+ * The sums stay in vector registers for the whole pass over the rows (NS = 6 with 512-bit
+ * vectors: 24 accumulators, 4 weight vectors and a broadcast fill AVX-512's 32 registers;
+ * with fewer registers, a pass sums only some of the gates, LSTMC_TILE_GATES): each
  * weight vector loaded feeds NS FMAs, and 4 * NS independent chains hide the FMA latency.
- * Every lane sums its k in the same order whatever NS is, so a sample's result does not
- * depend on the samples it is batched with.
+ * Every lane sums its k in the same order whatever NS or the passes, so a sample's result
+ * does not depend on the samples it is batched with.
  * `prefetch` (or NULL) starts `prefetch_lines` cache lines the caller wants in L2 soon,
  * requested evenly over the tile's n_a + n_b rows (16.16 fixed point: no division in the
  * loop), so the next weights stream in from memory while this tile's FMAs run instead of
@@ -40,14 +41,14 @@
 #define LSTMC_TILE_ROW(REAL, W, NS, LOAD, w, v, ldv)                                          \
     do {                                                                                      \
         const __typeof__(*(w)) *wk = (w) + k * 4 * W + g0 * W;                                \
-        vec wg[NG];                                                                           \
-        _Pragma("GCC unroll 4")                                                               \
-        for (g = 0; g < NG; g++) wg[g] = LOAD(wk + g * W);                                    \
+        vec wg[NV];                                                                           \
+        _Pragma("GCC unroll 8")                                                               \
+        for (j = 0; j < NV; j++) wg[j] = LOAD(wk + j * RL);                                   \
         _Pragma("GCC unroll 8")                                                               \
         for (s = 0; s < NS; s++) {                                                            \
             const REAL e = (v)[s * (ldv) + k];                                                \
-            _Pragma("GCC unroll 4")                                                           \
-            for (g = 0; g < NG; g++) acc[s][g] += e * wg[g];                                  \
+            _Pragma("GCC unroll 8")                                                           \
+            for (j = 0; j < NV; j++) acc[s][j] += e * wg[j];                                  \
         }                                                                                     \
     } while (0)
 #define LSTMC_TILE_ROWS(REAL, W, NS, LOAD, w, v, ldv, n, row0)                                 \
@@ -65,13 +66,17 @@
     }
 
 /* Gates one pass of a tile sums: all four where NS x 4 accumulators, 4 weight vectors and
- * a broadcast fit in the registers, else two per pass over the rows (the weights are
- * still read once, the samples' values twice, from L1). 512-bit blocks run on AVX-512's
- * 32 registers: four gates up to NS = 6. 256-bit blocks run where AVX2 has 16: a tile of
- * three samples and four gates needs 17, and GCC kept one sum on the stack, a store and
- * a reload in every row's chain of FMAs. Two gates of six samples (12 + 2 + 1 registers)
- * is the shape of AVX2 sgemm's 6 x 16 kernels. */
-#define LSTMC_TILE_GATES(W, REAL, NS) ((W) * sizeof(REAL) == 64 || (NS) * 4 + 4 + 1 <= 16 ? 4 : 2)
+ * a broadcast fit in the registers, else two (or one) per pass over the rows: the weights
+ * are still read once, the samples' values again from L1. A gate's W lanes take VREGS of
+ * the REGS registers. 512-bit blocks run on AVX-512's 32: four gates up to NS = 6.
+ * 256-bit blocks on AVX2's 16: three samples and four gates need 17, and GCC kept one sum
+ * on the stack, a store and a reload in every row's chain of FMAs (half the FMA rate);
+ * two gates of six samples (12 + 2 + 1) is the shape of AVX2 sgemm's 6 x 16 kernels.
+ * Baseline x86-64 has 16 registers of 128 bits, two per gate. Two registers spare: the
+ * broadcast, and a product's own where there is no FMA (baseline). */
+#define LSTMC_TILE_FITS(NS, NG, VREGS, REGS) (((NS) * (NG) + (NG)) * (VREGS) + 2 <= (REGS))
+#define LSTMC_TILE_GATES(NS, VREGS, REGS)                                                     \
+    (LSTMC_TILE_FITS(NS, 4, VREGS, REGS) ? 4 : LSTMC_TILE_FITS(NS, 2, VREGS, REGS) ? 2 : 1)
 
 #define LSTMC_TILE_PARAMS(REAL, B_REAL)                                                        \
     const REAL *init, ptrdiff_t ld_init, const REAL *w_a, const REAL *a, ptrdiff_t ld_a,      \
@@ -85,52 +90,56 @@
 #define LSTMC_LOAD(p) (*(const vec *)(p))
 #define LSTMC_WIDEN(p) __builtin_convertvector(*(const b_vec *)(p), vec)
 
-#define LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, NS, ATTR, LOAD_B)                              \
+#define LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, NS, ATTR, LOAD_B, REGS, REG_BYTES)          \
 ATTR                                                                                          \
-static void lstmc_tile_##SFX##W##_##NS(LSTMC_TILE_PARAMS(REAL, B_REAL)) {                     \
-    /* numpy guarantees element alignment only: unaligned vector loads and stores */         \
-    typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));  \
-    typedef B_REAL b_vec __attribute__((vector_size(W * sizeof(B_REAL)), aligned(sizeof(B_REAL)), unused)); \
-    enum { NG = LSTMC_TILE_GATES(W, REAL, NS) };                                              \
-    vec acc[NS][NG];                                                                          \
+static void NAME##_##NS(LSTMC_TILE_PARAMS(REAL, B_REAL)) {                                    \
+    /* numpy guarantees element alignment only: unaligned vector loads and stores. A      */ \
+    /* register's vec holds RL lanes: a generic vector wider than the ISA's registers was  */ \
+    /* built and summed through the stack (GCC 12, 256 bits on SSE2: 10x slower).         */ \
+    enum { RL = W * sizeof(REAL) > (REG_BYTES) ? (REG_BYTES) / sizeof(REAL) : W, VREGS = W / RL, \
+           NG = LSTMC_TILE_GATES(NS, VREGS, REGS), NV = NG * VREGS };                         \
+    typedef REAL vec __attribute__((vector_size(RL * sizeof(REAL)), aligned(sizeof(REAL))));  \
+    typedef B_REAL b_vec __attribute__((vector_size(RL * sizeof(B_REAL)), aligned(sizeof(B_REAL)), unused)); \
+    vec acc[NS][NV];                                                                          \
     const ptrdiff_t prefetch_step = prefetch != NULL ? (prefetch_lines << 16) / (n_a + n_b) : 0; \
     ptrdiff_t k;                                                                              \
-    int s, g, g0;                                                                             \
+    int s, j, g0;                                                                             \
+    /* NG gates of W lanes from gate g0 on: NV consecutive vectors of RL lanes in a row */   \
     for (g0 = 0; g0 < 4; g0 += NG) {                                                          \
         _Pragma("GCC unroll 8")                                                               \
         for (s = 0; s < NS; s++)                                                              \
-            _Pragma("GCC unroll 4")                                                           \
-            for (g = 0; g < NG; g++)                                                          \
-                acc[s][g] = init != NULL ? *(const vec *)(init + s * ld_init + (g0 + g) * W)  \
+            _Pragma("GCC unroll 8")                                                           \
+            for (j = 0; j < NV; j++)                                                          \
+                acc[s][j] = init != NULL ? *(const vec *)(init + s * ld_init + g0 * W + j * RL) \
                                          : (vec){0};                                          \
         LSTMC_TILE_ROWS(REAL, W, NS, LSTMC_LOAD, w_a, a, ld_a, n_a, 0)                        \
         LSTMC_TILE_ROWS(REAL, W, NS, LOAD_B, w_b, b, ld_b, n_b, n_a)                          \
         _Pragma("GCC unroll 8")                                                               \
         for (s = 0; s < NS; s++)                                                              \
-            _Pragma("GCC unroll 4")                                                           \
-            for (g = 0; g < NG; g++)                                                          \
-                *(vec *)(out + s * ld_out_s + (g0 + g) * ld_out_g) = acc[s][g];               \
+            _Pragma("GCC unroll 8")                                                           \
+            for (j = 0; j < NV; j++)                                                          \
+                *(vec *)(out + s * ld_out_s + (g0 + j / VREGS) * ld_out_g + j % VREGS * RL) = acc[s][j]; \
     }                                                                                         \
 }
 
-/* Tiles of 1 .. 6 samples and the switch choosing one (every width uses up to NSMAX = 6:
- * LSTMC_TILE_GATES keeps 256-bit tiles in AVX2's registers). */
-#define LSTMC_DEFINE_TILES_AS(SFX, REAL, B_REAL, W, NSMAX, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 1, ATTR, LOAD_B)                                      \
-LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 2, ATTR, LOAD_B)                                      \
-LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 3, ATTR, LOAD_B)                                      \
-LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 4, ATTR, LOAD_B)                                      \
-LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 5, ATTR, LOAD_B)                                      \
-LSTMC_DEFINE_TILE(SFX, REAL, B_REAL, W, 6, ATTR, LOAD_B)                                      \
-enum { LSTMC_NS_##SFX##W = NSMAX };                                                           \
-static void lstmc_tile_##SFX##W(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, B_REAL)) {              \
+/* Tiles of 1 .. LSTMC_TILE_SAMPLES samples, NAME_1 .. NAME_6, and NAME(ns, ...) choosing
+ * one. Every width and ISA uses up to 6: LSTMC_TILE_GATES keeps them in registers. */
+enum { LSTMC_TILE_SAMPLES = 6 };
+#define LSTMC_DEFINE_TILES_AS(NAME, REAL, B_REAL, W, ATTR, LOAD_B, REGS, REG_BYTES)           \
+LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 1, ATTR, LOAD_B, REGS, REG_BYTES)                    \
+LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 2, ATTR, LOAD_B, REGS, REG_BYTES)                    \
+LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 3, ATTR, LOAD_B, REGS, REG_BYTES)                    \
+LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 4, ATTR, LOAD_B, REGS, REG_BYTES)                    \
+LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 5, ATTR, LOAD_B, REGS, REG_BYTES)                    \
+LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 6, ATTR, LOAD_B, REGS, REG_BYTES)                    \
+static void NAME(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, B_REAL)) {                             \
     switch (ns) {                                                                             \
-    case 1: lstmc_tile_##SFX##W##_1(LSTMC_TILE_ARGS); break;                                  \
-    case 2: lstmc_tile_##SFX##W##_2(LSTMC_TILE_ARGS); break;                                  \
-    case 3: lstmc_tile_##SFX##W##_3(LSTMC_TILE_ARGS); break;                                  \
-    case 4: lstmc_tile_##SFX##W##_4(LSTMC_TILE_ARGS); break;                                  \
-    case 5: lstmc_tile_##SFX##W##_5(LSTMC_TILE_ARGS); break;                                  \
-    default: lstmc_tile_##SFX##W##_6(LSTMC_TILE_ARGS); break;                                 \
+    case 1: NAME##_1(LSTMC_TILE_ARGS); break;                                                 \
+    case 2: NAME##_2(LSTMC_TILE_ARGS); break;                                                 \
+    case 3: NAME##_3(LSTMC_TILE_ARGS); break;                                                 \
+    case 4: NAME##_4(LSTMC_TILE_ARGS); break;                                                 \
+    case 5: NAME##_5(LSTMC_TILE_ARGS); break;                                                 \
+    default: NAME##_6(LSTMC_TILE_ARGS); break;                                                \
     }                                                                                         \
 }
 
@@ -167,12 +176,39 @@ static int lstmc_wide_blocks(void) {
 #endif
 }
 
-#define LSTMC_DEFINE_TILES(SFX, REAL, W, NSMAX)                                                \
-    LSTMC_DEFINE_TILES_AS(SFX, REAL, REAL, W, NSMAX, LSTMC_CLONES, LSTMC_LOAD)
-LSTMC_DEFINE_TILES(f, float, 16, 6)
-LSTMC_DEFINE_TILES(f, float, 8, 6)
-LSTMC_DEFINE_TILES(d, double, 8, 6)
-LSTMC_DEFINE_TILES(d, double, 4, 6)
+/* The registers the portable code gets: 16 of SSE2's 128 bits on x86-64 (AArch64's NEON: 32). */
+#if defined(__aarch64__)
+#define LSTMC_BASE_REGS 32
+#else
+#define LSTMC_BASE_REGS 16
+#endif
+
+/* 512-bit blocks are chosen only where the CPU has AVX-512 (lstmc_wide_blocks; cloned, so
+ * that a kernel asked for them runs anywhere). 256-bit ones run on AVX2 CPUs and on older
+ * ones, whose 16 registers of 128 bits fit fewer sums: two sets of tiles, each shaped for
+ * its registers, one chosen at load time (an ifunc: LSTMC_CPU_SUPPORTS in its resolver). */
+#define LSTMC_DEFINE_WIDE_TILES(NAME, REAL, W)                                                 \
+    LSTMC_DEFINE_TILES_AS(NAME, REAL, REAL, W, LSTMC_CLONES, LSTMC_LOAD, 32, 64)
+#if defined(LSTMC_HAVE_CLONES) && LSTMC_ISA_LIMIT >= 3
+#define LSTMC_DEFINE_NARROW_TILES(NAME, REAL, W)                                               \
+    LSTMC_DEFINE_TILES_AS(NAME##_avx2, REAL, REAL, W, __attribute__((target("arch=x86-64-v3"))), \
+                          LSTMC_LOAD, 16, 32)                                                 \
+    LSTMC_DEFINE_TILES_AS(NAME##_base, REAL, REAL, W, , LSTMC_LOAD, LSTMC_BASE_REGS, 16)      \
+    typedef void (*NAME##_fn)(ptrdiff_t, LSTMC_TILE_PARAMS(REAL, REAL));                      \
+    static NAME##_fn NAME##_resolve(void) {                                                   \
+        __builtin_cpu_init();                                                                 \
+        return LSTMC_CPU_SUPPORTS("x86-64-v3") ? NAME##_avx2 : NAME##_base;                   \
+    }                                                                                         \
+    static void NAME(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, REAL))                             \
+        __attribute__((ifunc(#NAME "_resolve")));
+#else
+#define LSTMC_DEFINE_NARROW_TILES(NAME, REAL, W)                                               \
+    LSTMC_DEFINE_TILES_AS(NAME, REAL, REAL, W, LSTMC_CLONES, LSTMC_LOAD, LSTMC_BASE_REGS, 16)
+#endif
+LSTMC_DEFINE_WIDE_TILES(lstmc_tile_f16, float, 16)
+LSTMC_DEFINE_NARROW_TILES(lstmc_tile_f8, float, 8)
+LSTMC_DEFINE_WIDE_TILES(lstmc_tile_d8, double, 8)
+LSTMC_DEFINE_NARROW_TILES(lstmc_tile_d4, double, 4)
 
 /* float64 tiles over recurrent rows kept in float32 (a->rec_single, lstmc_single_rows).
  * They must give the d tiles' bits, so they are built for the ISA level whose d clone
@@ -183,25 +219,21 @@ LSTMC_DEFINE_TILES(d, double, 4, 6)
 #if defined(LSTMC_HAVE_CLONES)
 #define LSTMC_WIDEN_512(p) ((vec)_mm512_cvtps_pd(_mm256_loadu_ps(p)))
 #define LSTMC_WIDEN_256(p) ((vec)_mm256_cvtps_pd(_mm_loadu_ps(p)))
-LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, __attribute__((target("arch=x86-64-v4"))), LSTMC_WIDEN_512)
-LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 6, __attribute__((target("arch=x86-64-v3"))), LSTMC_WIDEN_256)
+LSTMC_DEFINE_TILES_AS(lstmc_tile_ds8, double, float, 8, __attribute__((target("arch=x86-64-v4"))),
+                      LSTMC_WIDEN_512, 32, 64)
+LSTMC_DEFINE_TILES_AS(lstmc_tile_ds4, double, float, 4, __attribute__((target("arch=x86-64-v3"))),
+                      LSTMC_WIDEN_256, 16, 32)
 static int lstmc_single_rows(ptrdiff_t W) {
     __builtin_cpu_init();
     return W == LSTMC_WIDE_W_d ? LSTMC_CPU_SUPPORTS("x86-64-v4") != 0
                                : LSTMC_CPU_SUPPORTS("x86-64-v3") != 0;
 }
 #else  /* one build for every tile: the same contraction everywhere */
-LSTMC_DEFINE_TILES_AS(ds, double, float, 8, 6, LSTMC_CLONES, LSTMC_WIDEN)
-LSTMC_DEFINE_TILES_AS(ds, double, float, 4, 6, LSTMC_CLONES, LSTMC_WIDEN)
+LSTMC_DEFINE_TILES_AS(lstmc_tile_ds8, double, float, 8, LSTMC_CLONES, LSTMC_WIDEN, 32, 64)
+LSTMC_DEFINE_TILES_AS(lstmc_tile_ds4, double, float, 4, LSTMC_CLONES, LSTMC_WIDEN, LSTMC_BASE_REGS, 16)
 static int lstmc_single_rows(ptrdiff_t W) { (void)W; return 1; }
 #endif
 #define lstmc_tile_fs16 lstmc_tile_f16
 #define lstmc_tile_fs8 lstmc_tile_f8
-
-/* Samples per tile for blocks of W lanes: below this a batch is projected ahead. */
-static int lstmc_tile_samples(ptrdiff_t W, int is_double) {
-    if (is_double) return W == LSTMC_WIDE_W_d ? LSTMC_NS_d8 : LSTMC_NS_d4;
-    return W == LSTMC_WIDE_W_f ? LSTMC_NS_f16 : LSTMC_NS_f8;
-}
 
 #endif

@@ -358,6 +358,21 @@ def foreign_load(start, end):
     return max(0.0, (end[0] - start[0]) - (end[2] - start[2])) / (end[1] - start[1])
 
 
+def kernels_run():
+    """Which of lstm_c's kernels this machine runs: the block width its weights are packed
+    in, and the tiles of 256-bit blocks (AVX2 with FMA, else baseline code)."""
+    width = lstm_c._core.lanes(np.float32) * 32
+    if width == 512:
+        return "512-bit blocks (AVX-512)"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), ()))
+    except OSError:
+        flags = set()
+    avx2 = {"avx2", "fma"} <= flags and lstm_c._core.ISA_LIMIT >= 3
+    return f"{width}-bit blocks ({'AVX2 and FMA' if avx2 else 'baseline'})"
+
+
 def machine_info(threads):
     with open("/proc/cpuinfo") as f:
         cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
@@ -386,7 +401,7 @@ def machine_info(threads):
     versions["lstm_c"] += f" ({rev or os.path.dirname(os.path.dirname(lstm_c.__file__))})"
     return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu,
             "cores": os.cpu_count(), "threads": threads, "versions": versions,
-            "blas_threads": blas, "command": cmd}
+            "blas_threads": blas, "command": cmd, "kernels": kernels_run()}
 
 
 def fmt(v, spec=".2f", missing="-"):
@@ -408,7 +423,8 @@ def report(meta, results, engines, markdown):
            f"{meta['sgemm_gflops']:.1f} GFLOP/s. BLAS (OpenBLAS) threads: "
            f"{meta['blas_threads'] or 'unknown'}. \"other CPU %\": CPU share used by other "
            "processes while a shape was measured (above ~2% distorts the timings).",
-           "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + ".",
+           "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items())
+           + f". lstm_c's kernels: {meta.get('kernels', '?')}.",
            f"Command: `{meta['command']}`", *([meta["note"]] if "note" in meta else []), ""]
     rows = []
     for r in results:

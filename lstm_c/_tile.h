@@ -19,10 +19,10 @@
 
 /* ---- The tile: the FLOPs of the whole model live here. ----------------------------------
  *
- * acc[s][gate] (NS samples x 4 gate vectors of W lanes) starts from `init` (NS rows of 4W,
+ * The sums (NS samples x 4 gate vectors of W lanes) start from `init` (NS rows of 4W,
  * ld_init apart; ld_init 0 = one row for all, the bias; NULL = zeros), then adds
  * a[s * ld_a + k] * w_a[k] for k < n_a and b[s * ld_b + k] * w_b[k] for k < n_b, where
- * w_*[k] is a row of 4W packed weights, and is stored to out + s * ld_out_s + gate * ld_out_g.
+ * w_*[k] is a row of 4W packed weights, and are stored to out + s * ld_out_s + gate * ld_out_g.
  * The sums stay in vector registers for the whole pass over the rows (NS = 6 with 512-bit
  * vectors: 24 accumulators, 4 weight vectors and a broadcast fill AVX-512's 32 registers;
  * with fewer registers, a pass sums only some of the gates, LSTMC_TILE_GATES): each
@@ -95,7 +95,7 @@ ATTR                                                                            
 static void NAME##_##NS(LSTMC_TILE_PARAMS(REAL, B_REAL)) {                                    \
     /* numpy guarantees element alignment only: unaligned vector loads and stores. A      */ \
     /* register's vec holds RL lanes: a generic vector wider than the ISA's registers was  */ \
-    /* built and summed through the stack (GCC 12, 256 bits on SSE2: 10x slower).         */ \
+    /* built and summed through the stack (GCC 12, 256 bits on SSE2: 5-8x slower).        */ \
     enum { RL = W * sizeof(REAL) > (REG_BYTES) ? (REG_BYTES) / sizeof(REAL) : W, VREGS = W / RL, \
            NG = LSTMC_TILE_GATES(NS, VREGS, REGS), NV = NG * VREGS };                         \
     typedef REAL vec __attribute__((vector_size(RL * sizeof(REAL)), aligned(sizeof(REAL))));  \
@@ -118,7 +118,8 @@ static void NAME##_##NS(LSTMC_TILE_PARAMS(REAL, B_REAL)) {                      
         for (s = 0; s < NS; s++)                                                              \
             _Pragma("GCC unroll 8")                                                           \
             for (j = 0; j < NV; j++)                                                          \
-                *(vec *)(out + s * ld_out_s + (g0 + j / VREGS) * ld_out_g + j % VREGS * RL) = acc[s][j]; \
+                *(vec *)(out + s * ld_out_s + (g0 + j / VREGS) * ld_out_g + j % VREGS * RL) \
+                    = acc[s][j];                                                              \
     }                                                                                         \
 }
 

@@ -212,7 +212,7 @@ LSTMC_DEFINE_WIDE_TILES(lstmc_tile_d8, double, 8)
 LSTMC_DEFINE_NARROW_TILES(lstmc_tile_d4, double, 4)
 
 /* float64 tiles over recurrent rows kept in float32 (a->rec_single, lstmc_single_rows).
- * They must give the d tiles' bits, so they are built for the ISA level whose d clone
+ * They must give the d tiles' bits, so they are built for the ISA level whose d tiles
  * this CPU runs (the same FMA contraction) and used only on such CPUs. GCC 12 widens
  * a generic vector of 8 floats in halves (extract, convert, insert): the intrinsic is
  * one instruction. float32 has no such rows; its name for the tile is its own tile,
@@ -231,7 +231,8 @@ static int lstmc_single_rows(ptrdiff_t W) {
 }
 #else  /* one build for every tile: the same contraction everywhere */
 LSTMC_DEFINE_TILES_AS(lstmc_tile_ds8, double, float, 8, LSTMC_CLONES, LSTMC_WIDEN, 32, 64)
-LSTMC_DEFINE_TILES_AS(lstmc_tile_ds4, double, float, 4, LSTMC_CLONES, LSTMC_WIDEN, LSTMC_BASE_REGS, 16)
+LSTMC_DEFINE_TILES_AS(lstmc_tile_ds4, double, float, 4, LSTMC_CLONES, LSTMC_WIDEN,
+                      LSTMC_BASE_REGS, 16)
 static int lstmc_single_rows(ptrdiff_t W) { (void)W; return 1; }
 #endif
 #define lstmc_tile_fs16 lstmc_tile_f16

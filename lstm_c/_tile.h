@@ -65,6 +65,16 @@
         for (k = 0; k < (n); k++) LSTMC_TILE_ROW(REAL, W, NS, LOAD, w, v, ldv);               \
     }
 
+/* The registers the portable code gets: 16 of SSE2's 128 bits on x86-64 (AArch64's NEON:
+ * 32), and those a tile's broadcast samples take (LSTMC_TILE_FITS). */
+#if defined(__aarch64__)
+#define LSTMC_BASE_REGS 32
+#define LSTMC_BROADCAST_REGS(NS) (NS)
+#else
+#define LSTMC_BASE_REGS 16
+#define LSTMC_BROADCAST_REGS(NS) 1
+#endif
+
 /* Gates one pass of a tile sums: all four where NS x 4 accumulators, 4 weight vectors and
  * a broadcast fit in the registers, else two (or one) per pass over the rows: the weights
  * are still read once, the samples' values again from L1. A gate's W lanes take VREGS of
@@ -72,9 +82,11 @@
  * 256-bit blocks on AVX2's 16: three samples and four gates need 17, and GCC kept one sum
  * on the stack, a store and a reload in every row's chain of FMAs (half the FMA rate);
  * two gates of six samples (12 + 2 + 1) is the shape of AVX2 sgemm's 6 x 16 kernels.
- * Baseline x86-64 has 16 registers of 128 bits, two per gate. Two registers spare: the
- * broadcast, and a product's own where there is no FMA (baseline). */
-#define LSTMC_TILE_FITS(NS, NG, VREGS, REGS) (((NS) * (NG) + (NG)) * (VREGS) + 2 <= (REGS))
+ * Baseline x86-64 has 16 registers of 128 bits, two per gate. Spare: the broadcast, and a
+ * product's own where there is no FMA (baseline); on AArch64 GCC multiplies by each
+ * sample's value in place (fmla by element), one register per sample. */
+#define LSTMC_TILE_FITS(NS, NG, VREGS, REGS)                                                  \
+    (((NS) * (NG) + (NG)) * (VREGS) + LSTMC_BROADCAST_REGS(NS) + 1 <= (REGS))
 #define LSTMC_TILE_GATES(NS, VREGS, REGS)                                                     \
     (LSTMC_TILE_FITS(NS, 4, VREGS, REGS) ? 4 : LSTMC_TILE_FITS(NS, 2, VREGS, REGS) ? 2 : 1)
 
@@ -177,12 +189,6 @@ static int lstmc_wide_blocks(void) {
 #endif
 }
 
-/* The registers the portable code gets: 16 of SSE2's 128 bits on x86-64 (AArch64's NEON: 32). */
-#if defined(__aarch64__)
-#define LSTMC_BASE_REGS 32
-#else
-#define LSTMC_BASE_REGS 16
-#endif
 
 /* 512-bit blocks are chosen only where the CPU has AVX-512 (lstmc_wide_blocks; cloned, so
  * that a kernel asked for them runs anywhere). 256-bit ones run on AVX2 CPUs and on older

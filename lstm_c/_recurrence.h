@@ -126,7 +126,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
                                   ptrdiff_t ns, ptrdiff_t nb, const ptrdiff_t *blks,          \
                                   ptrdiff_t b0, ptrdiff_t k, ptrdiff_t t,                     \
                                   const REAL *h_prev, REAL *h_next) {                         \
-    enum { NSMAX = LSTMC_TILE_SAMPLES };                                                       \
+    enum { NSMAX = LSTMC_TILE_SAMPLES };                                                      \
     const ptrdiff_t run = ns * W, n = nb * run, BTU = a->trace_plane;                         \
     const int stream = a->n_threads > 1 || 6 * (size_t)BTU * sizeof(REAL) >= LSTMC_STREAMED_TRACE_BYTES; \
     ptrdiff_t q, s, gate, lane;                                                               \
@@ -229,7 +229,7 @@ static void lstmc_finish_chunk_##SFX##W(const lstmc_recurrence_args_##SFX *a, RE
 static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,     \
                                    ptrdiff_t blk1, ptrdiff_t kb0, ptrdiff_t kb1) {            \
     const ptrdiff_t D = a->D, ld_x = a->go_backwards ? -D : D, row = a->B * 4 * W;            \
-    const ptrdiff_t kernel_lines = D * 4 * W * sizeof(REAL) / 64, NSMAX = LSTMC_TILE_SAMPLES;  \
+    const ptrdiff_t kernel_lines = D * 4 * W * sizeof(REAL) / 64, NSMAX = LSTMC_TILE_SAMPLES; \
     const ptrdiff_t tiles = a->B * ((kb1 - kb0 + NSMAX - 1) / NSMAX);                         \
     ptrdiff_t blk, b, kk, ns, tile, lines;                                                    \
     for (blk = blk0; blk < blk1; blk++) {                                                     \
@@ -267,7 +267,7 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
 static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,        \
                                 ptrdiff_t blk1, ptrdiff_t k, ptrdiff_t kk, const REAL *h_in,  \
                                 const REAL *h_prev, REAL *h_next) {                           \
-    enum { NSMAX = LSTMC_TILE_SAMPLES };                                                       \
+    enum { NSMAX = LSTMC_TILE_SAMPLES };                                                      \
     const ptrdiff_t t = a->go_backwards ? a->T - 1 - k : k, D = a->D, U = a->U;               \
     /* blocks finished together: several when one tile holds every sample */                  \
     const ptrdiff_t chunk = a->B <= NSMAX ? LSTMC_CHUNK : 1;                                  \

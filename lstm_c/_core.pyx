@@ -50,6 +50,7 @@ cdef extern from "_recurrence.h" nogil:
         const float *rec_single
         void *projection
         Py_ssize_t TB
+        int spread
         void *h
         void *h_spare
         void *c
@@ -205,6 +206,13 @@ MIN_CALL_WORK_FOR_THREADS = 1 << 16
 cdef enum:
     _PROJECTION_STEPS = 32
 PROJECTION_STEPS = _PROJECTION_STEPS
+#: Steps of a one-sample call projected in a batch spread over the steps before it
+#: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps). Five: the
+#: tile's 4 x 5 sums, the step's 4, a row's 4 kernel vectors and a broadcast take 29 of
+#: AVX-512's 32 registers (with six, GCC kept three sums on the stack).
+cdef enum:
+    _SPREAD_STEPS = 5
+SPREAD_STEPS = _SPREAD_STEPS
 
 
 def single_rows_supported(Py_ssize_t lanes):
@@ -324,7 +332,7 @@ cdef class Kernel:
     def forward(self, x, h, c, out_last, out_seq=None, trace=None, mask=None,
                 recurrent_dropout_mask=None, *, bint go_backwards=False,
                 bint zero_output_for_mask=False, int n_threads=1, projection_steps=None,
-                dict _team=None):
+                spread_steps=None, dict _team=None):
         """Run the LSTM over ``x`` (B, T, D), writing results into the given arrays.
 
         ``h`` and ``c`` (B, U) hold the initial state on entry and the final state on
@@ -340,28 +348,40 @@ cdef class Kernel:
         (states off a cache line run as aligned copies; outputs cannot).
         ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it n
         steps ahead; None (the default) projects ahead when the batch is smaller than a
-        tile. The results are the same bits either way.
+        tile. ``spread_steps`` (one sample only): n in 1 .. 6 projects batches of n
+        steps, each spread over the n steps before it, 0 does not; None (the default)
+        spreads SPREAD_STEPS where it measured faster (``_default_spread_steps``). Give
+        one of the two. The results are the same bits every way.
         ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
         replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
         a barrier a fall-back), and which receives ``fallbacks`` and ``regroups``: how often
         the team left thread 0 alone and came back together, ``threads``: how many
         threads the call ran on, ``single_rows``: whether its steps read the float32
-        recurrent rows (``SINGLE_ROWS_MIN_BYTES``), and ``groups``: whether its threads
-        split the samples instead of the blocks (``GROUP_WEIGHT_BYTES``).
+        recurrent rows (``SINGLE_ROWS_MIN_BYTES``), ``groups``: whether its threads
+        split the samples instead of the blocks (``GROUP_WEIGHT_BYTES``), and ``spread``:
+        the spread batch's steps (0: none).
         """
-        cdef Py_ssize_t B, T, steps
+        cdef Py_ssize_t B, T, steps, spread
         if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
             raise ValueError(f"x must be an array of shape (batch, timesteps, {self.input_dim}), "
                              f"got {np.shape(x)}")
         B, T = cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)
-        if projection_steps is None:
-            steps = self._default_projection_steps(B, T)
-        elif projection_steps < 0:
-            raise ValueError(f"projection_steps must be >= 0 or None, got {projection_steps}")
+        if projection_steps is not None and spread_steps is not None:
+            raise ValueError("give projection_steps or spread_steps, not both")
+        if projection_steps is not None:
+            if projection_steps < 0:
+                raise ValueError(f"projection_steps must be >= 0 or None, got {projection_steps}")
+            steps, spread = min(projection_steps, T), 0
         else:
-            steps = min(projection_steps, T)
+            if spread_steps is not None and not 0 <= spread_steps <= LSTMC_TILE_SAMPLES:
+                raise ValueError(f"spread_steps must be in 0 .. {LSTMC_TILE_SAMPLES} or None, "
+                                 f"got {spread_steps}")
+            if spread_steps is not None and spread_steps > 0 and B != 1:
+                raise ValueError(f"spread_steps needs a batch of one sample, got {B}")
+            # -1: _forward chooses, once it knows the threads the call runs on
+            steps, spread = self._default_projection_steps(B, T), -1 if spread_steps is None else spread_steps
         _forward(self, x, B, T, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
-                 go_backwards, zero_output_for_mask, n_threads, steps, _team)
+                 go_backwards, zero_output_for_mask, n_threads, steps, spread, _team)
 
     def call_plain(self, x, states, bint return_sequences, bint go_backwards, int n_threads,
                    bint want_trace=False, reusable_trace=None):
@@ -407,7 +427,7 @@ cdef class Kernel:
         elif return_sequences:
             out_seq = _aligned(3, dims + 1, real, False)   # (B, T, U)
         _forward(self, x, dims[1], dims[2], h, c, out_last, out_seq, trace, None, None, go_backwards,
-                 False, n_threads, self._default_projection_steps(dims[1], dims[2]), None)
+                 False, n_threads, self._default_projection_steps(dims[1], dims[2]), -1, None)
         if return_sequences and want_trace:
             out_seq = trace[5]
         return (out_seq if return_sequences else out_last), h, c, trace
@@ -416,6 +436,19 @@ cdef class Kernel:
         # Small batches: a tile over samples would be mostly empty; one over steps is full.
         if B < LSTMC_TILE_SAMPLES and T > 1:
             return min(<Py_ssize_t>_PROJECTION_STEPS, T)
+        return 0
+
+    cdef Py_ssize_t _default_spread_steps(self, Py_ssize_t B, Py_ssize_t T, int n_threads):
+        # One sample on one thread waits on its recurrent rows, and the projection's FMAs
+        # fill the idle cycles where the projection is a good share of the work and the
+        # weights are past L1. On the Zen 4 (one sample, 100 steps, D x U): 128 x 128
+        # -9%, 256 x 128 -14%, 256 x 256 -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x
+        # 64 +3%, 32 x 64 +9%. On two threads it lost more often than not (256 x 256:
+        # -5% to +20% from run to run: each core's recurrent and kernel rows fill its L2
+        # together). The tile fits 512-bit blocks' registers (AVX-512's 32).
+        if (B == 1 and T > _SPREAD_STEPS and n_threads == 1 and 2 * self.input_dim >= self.units
+                and self.weight_bytes > L2_BYTES // 8 and self.lanes * (8 if self.is_double else 4) == 64):
+            return _SPREAD_STEPS
         return 0
 
 
@@ -468,7 +501,7 @@ def _array_error(arr, name, dtype, shape):
 
 cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_seq, trace, mask,
               recurrent_dropout_mask, bint go_backwards, bint zero_output_for_mask, int n_threads,
-              Py_ssize_t projection_steps, dict team):
+              Py_ssize_t projection_steps, Py_ssize_t spread, dict team):
     cdef Py_ssize_t D = kernel.input_dim, U = kernel.units
     cdef Py_ssize_t step_work
     cdef int real = cnp.NPY_DOUBLE if kernel.is_double else cnp.NPY_FLOAT
@@ -494,6 +527,10 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     # More threads than blocks idle; threads with less than a barrier's worth of work slow down.
     step_work = B * (D + U) * 4 * U
     n_threads = <int>max(1, min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD))
+    if spread < 0:
+        spread = kernel._default_spread_steps(B, T, n_threads)
+    if spread > 0:
+        projection_steps = 2 * spread   # the batch read and the batch built
     cdef Py_ssize_t tile = LSTMC_TILE_SAMPLES
     cdef Py_ssize_t group = (tile if n_threads > 1 and projection_steps == 0
                              and B >= _GROUPS_PER_THREAD * tile * n_threads
@@ -519,7 +556,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
                        or kernel.float64_rec_bytes > _SINGLE_ROWS_MIN_BYTES * n_threads else NULL)
     args.first_valid = (<const Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>first_valid)
                         if first_valid is not None else NULL)
-    args.TB = projection_steps
+    args.TB, args.spread = projection_steps, <int>spread
     args.act, args.rec_act = kernel.activation, kernel.recurrent_activation
     args.go_backwards, args.zero_output_for_mask = go_backwards, zero_output_for_mask
     args.trace_plane, args.k_begin, args.k_end = B * T * U, 0, T
@@ -571,3 +608,4 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
         team["fallbacks"], team["regroups"], team["threads"] = team_counts[0], team_counts[1], team_counts[2]
         team["single_rows"] = args.rec_single != NULL and args.projection != NULL
         team["groups"] = group > 0
+        team["spread"] = spread

@@ -264,11 +264,31 @@ static void lstmc_project_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff
 /* With the input projected ahead a step is bound by reading the recurrent rows, so     */  \
 /* float64 reads them in float32 when every one is a float32 value (a->rec_single: a    */  \
 /* float32 model run in float64), half the bytes for the same products and sums.        */  \
+/* Spread (a->spread = S, one sample): the steps are projected in batches of S, batch n  */  \
+/* over the S steps of batch n - 1, each taking a slice of the kernel rows with its own  */  \
+/* recurrent ones (the spread tile); the projection buffer holds two batches, the one    */  \
+/* read and the one built. Which slice a step takes depends on k alone, so whichever     */  \
+/* thread runs a block runs its slice, also across a fall-back or a regroup.            */  \
 static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t blk0,        \
                                 ptrdiff_t blk1, ptrdiff_t k, ptrdiff_t kk, const REAL *h_in,  \
                                 const REAL *h_prev, REAL *h_next) {                           \
     enum { NSMAX = LSTMC_TILE_SAMPLES };                                                      \
     const ptrdiff_t t = a->go_backwards ? a->T - 1 - k : k, D = a->D, U = a->U;               \
+    /* spread: the batch built (its steps, none past the call's last; its rows in the    */ \
+    /* buffer; its input from row d0), and this step's slice [d0, d1) of the kernel rows  */ \
+    ptrdiff_t spread_ns = 0, spread_row = 0, slice = 0, d0 = 0, d1 = 0;                       \
+    const REAL *spread_x = NULL;                                                              \
+    if (a->spread > 0) {                                                                      \
+        const ptrdiff_t S = a->spread, batch = (k - a->k_begin) / S + 1;                      \
+        const ptrdiff_t first = a->k_begin + batch * S;                                       \
+        spread_ns = a->k_end - first < S ? a->k_end - first : S;                              \
+        spread_row = batch % 2 * S;                                                           \
+        slice = (k - a->k_begin) % S;                                                         \
+        d0 = D * slice / S;                                                                   \
+        d1 = D * (slice + 1) / S;                                                             \
+        if (spread_ns > 0)                                                                    \
+            spread_x = a->x + (a->go_backwards ? a->T - 1 - first : first) * D + d0;          \
+    }                                                                                         \
     /* blocks finished together: several when one tile holds every sample */                  \
     const ptrdiff_t chunk = a->B <= NSMAX ? LSTMC_CHUNK : 1;                                  \
     const ptrdiff_t block_lines = (D + U) * 4 * W * sizeof(REAL) / 64;                        \
@@ -289,7 +309,21 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
                 const REAL *w_in = a->wp + blk * (D + U) * 4 * W, *w_rec = w_in + D * 4 * W;  \
                 const REAL *projected = a->projection != NULL                                 \
                     ? a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W : NULL;       \
-                if (projected != NULL && a->rec_single != NULL)                               \
+                if (projected != NULL && spread_ns > 0) {                                     \
+                    /* its gates, and its slice of the batch built (from the bias at first) */ \
+                    const REAL *bias = a->bias != NULL ? a->bias + blk * 4 * W : NULL;        \
+                    const REAL *w_slice = w_in + d0 * 4 * W;                                  \
+                    const ptrdiff_t ld_x = a->go_backwards ? -D : D;                          \
+                    REAL *built = a->projection + (blk * a->TB + spread_row) * 4 * W;         \
+                    if (a->rec_single != NULL)                                                \
+                        lstmc_spread_##SFX##s##W(spread_ns, projected, a->rec_single + blk * U * 4 * W, \
+                                                 h_in, U, acc + q * W, nb * W, w_slice, spread_x, \
+                                                 ld_x, d1 - d0, slice == 0, bias, built, 4 * W); \
+                    else                                                                      \
+                        lstmc_spread_##SFX##W(spread_ns, projected, w_rec, h_in, U, acc + q * W, \
+                                              nb * W, w_slice, spread_x, ld_x, d1 - d0,        \
+                                              slice == 0, bias, built, 4 * W);                 \
+                } else if (projected != NULL && a->rec_single != NULL)                        \
                     lstmc_tile_##SFX##s##W(ns, projected, 4 * W, NULL, NULL, 0, 0,             \
                                            a->rec_single + blk * U * 4 * W, h_in + b0 * U, U, U, \
                                            acc + q * ns * W, W, nb * ns * W, NULL, 0);        \
@@ -319,7 +353,9 @@ typedef struct {                                                                
     const REAL *bias;                 /* (nblk * 4W) packed, or NULL */                       \
     const float *rec_single;          /* (nblk, U, 4W) the recurrent rows in float32, or NULL */\
     REAL *projection;                 /* (nblk, TB, B, 4W) input projected ahead, or NULL */  \
-    ptrdiff_t TB;                     /* steps projected at a time */                         \
+    ptrdiff_t TB;                     /* steps projected at a time (spread: 2 batches) */     \
+    int spread;                       /* > 0: B = 1, projected in batches of this many steps, \
+                                         each over the steps before it (lstmc_step) */        \
     REAL *h, *h_spare;                /* (B, U): current h on entry and on return; spare */   \
     REAL *c;                          /* (B, U) */                                            \
     REAL *h_dropped;                  /* (n_threads, B, U) scratch when rec_dropout */        \
@@ -367,10 +403,16 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
     blk0 = a->nblk * p / np;                                                                  \
     blk1 = a->nblk * (p + 1) / np;                                                            \
     h_in = a->rec_dropout != NULL ? a->h_dropped + p * n : NULL;                              \
+    /* spread: the first batch in a pass of its own, the others within the steps */          \
+    if (a->spread > 0)                                                                        \
+        project(a, blk0, blk1, a->k_begin,                                                    \
+                a->k_end - a->k_begin < a->spread ? a->k_end : a->k_begin + a->spread);       \
     for (k = a->k_begin; k < a->k_end; k++) {                                                 \
         started = np > 1 ? lstmc_seconds() : 0.0;  /* for the barrier */                      \
         /* Each thread projects the input for its own blocks: no barrier needed. */           \
-        if (a->projection != NULL && k == kb1) {                                              \
+        if (a->spread > 0) {                                                                  \
+            kb0 = k - (k - a->k_begin) % a->TB;  /* the step's row: k - kb0 */                \
+        } else if (a->projection != NULL && k == kb1) {                                       \
             kb0 = k;                                                                          \
             kb1 = k + a->TB < a->k_end ? k + a->TB : a->k_end;                                \
             project(a, blk0, blk1, kb0, kb1);                                                 \
@@ -516,6 +558,7 @@ typedef struct {
     const float *rec_single;
     void *projection;
     ptrdiff_t TB;
+    int spread;
     void *h, *h_spare, *c, *h_dropped;
     const void *rec_dropout;
     const unsigned char *mask;
@@ -534,8 +577,9 @@ typedef struct {
 #define LSTMC_TYPED_ARGS(SFX, REAL, g)                                                           \
     lstmc_recurrence_args_##SFX typed = {                                                     \
         g->B, g->T, g->D, g->U, g->W, g->nblk, (const REAL *)g->x, (const REAL *)g->wp,        \
-        (const REAL *)g->bias, g->rec_single, (REAL *)g->projection, g->TB, (REAL *)g->h,      \
-        (REAL *)g->h_spare, (REAL *)g->c, (REAL *)g->h_dropped, (const REAL *)g->rec_dropout, \
+        (const REAL *)g->bias, g->rec_single, (REAL *)g->projection, g->TB, g->spread,         \
+        (REAL *)g->h, (REAL *)g->h_spare, (REAL *)g->c, (REAL *)g->h_dropped,                  \
+        (const REAL *)g->rec_dropout,                                                         \
         g->mask,                                                                              \
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
         (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->trace_plane, g->k_begin,  \

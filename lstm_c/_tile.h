@@ -138,6 +138,16 @@ static void NAME##_##NS(LSTMC_TILE_PARAMS(REAL, B_REAL)) {                      
 /* Tiles of 1 .. LSTMC_TILE_SAMPLES samples, NAME_1 .. NAME_6, and NAME(ns, ...) choosing
  * one. Every width and ISA uses up to 6: LSTMC_TILE_GATES keeps them in registers. */
 enum { LSTMC_TILE_SAMPLES = 6 };
+/* NAME##_1 .. NAME##_6 called with ARGS (parenthesised), by ns */
+#define LSTMC_BY_SAMPLES(NAME, ns, ARGS)                                                      \
+    switch (ns) {                                                                             \
+    case 1: NAME##_1 ARGS; break;                                                             \
+    case 2: NAME##_2 ARGS; break;                                                             \
+    case 3: NAME##_3 ARGS; break;                                                             \
+    case 4: NAME##_4 ARGS; break;                                                             \
+    case 5: NAME##_5 ARGS; break;                                                             \
+    default: NAME##_6 ARGS; break;                                                            \
+    }
 #define LSTMC_DEFINE_TILES_AS(NAME, REAL, B_REAL, W, ATTR, LOAD_B, REGS, REG_BYTES)           \
 LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 1, ATTR, LOAD_B, REGS, REG_BYTES)                    \
 LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 2, ATTR, LOAD_B, REGS, REG_BYTES)                    \
@@ -146,14 +156,85 @@ LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 4, ATTR, LOAD_B, REGS, REG_BYTES)      
 LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 5, ATTR, LOAD_B, REGS, REG_BYTES)                    \
 LSTMC_DEFINE_TILE(NAME, REAL, B_REAL, W, 6, ATTR, LOAD_B, REGS, REG_BYTES)                    \
 static void NAME(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, B_REAL)) {                             \
-    switch (ns) {                                                                             \
-    case 1: NAME##_1(LSTMC_TILE_ARGS); break;                                                 \
-    case 2: NAME##_2(LSTMC_TILE_ARGS); break;                                                 \
-    case 3: NAME##_3(LSTMC_TILE_ARGS); break;                                                 \
-    case 4: NAME##_4(LSTMC_TILE_ARGS); break;                                                 \
-    case 5: NAME##_5(LSTMC_TILE_ARGS); break;                                                 \
-    default: NAME##_6(LSTMC_TILE_ARGS); break;                                                \
+    LSTMC_BY_SAMPLES(NAME, ns, (LSTMC_TILE_ARGS))                                             \
+}
+
+/* ---- The spread tile: a one-sample step that also projects the input ahead. ------------
+ *
+ * With one sample, a step waits on its recurrent rows streaming in from L2 or L3 and
+ * leaves the FMA units idle half the time, while projecting the input ahead (x_t @ kernel
+ * over steps, the tile above) keeps them busy in a pass of its own. This tile does both in
+ * one pass over the rows: the step's gates, out = init + sum_k h[k] w_rec[k] (stored to
+ * out + gate * ld_out_g, as a one-sample tile's), and, one after every n_rec / n_in of
+ * those rows, the kernel rows w_in[0 .. n_in) for NS later steps, p[s] = start + sum_d
+ * x[s * ld_x + d] w_in[d], where start is p_init (the bias; NULL: zeros) when `fresh`,
+ * else p itself: a step takes a slice of a batch's rows, and the batch's sums wait in p,
+ * in memory, between slices. So the kernel rows are still read once per NS steps. Five
+ * steps' 20 sums, the step's 4, a row's 4 kernel vectors (GCC loads them together) and a
+ * broadcast take 29 of AVX-512's 32 registers; six spill three sums. Every lane sums in
+ * the same order as in the other tiles, and storing and reloading a sum is exact: the
+ * same bits as projecting in a pass of its own. */
+#define LSTMC_SPREAD_PARAMS(REAL, B_REAL)                                                      \
+    const REAL *init, const B_REAL *w_rec, const REAL *h, ptrdiff_t n_rec, REAL *out,         \
+    ptrdiff_t ld_out_g, const REAL *w_in, const REAL *x, ptrdiff_t ld_x, ptrdiff_t n_in,      \
+    int fresh, const REAL *p_init, REAL *p, ptrdiff_t ld_p
+#define LSTMC_SPREAD_ARGS init, w_rec, h, n_rec, out, ld_out_g, w_in, x, ld_x, n_in, fresh,    \
+    p_init, p, ld_p
+#define LSTMC_SPREAD_REC_ROW(REAL, W, LOAD_B)                                                 \
+    do {                                                                                      \
+        const REAL e = h[k];                                                                  \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < 4; g++) gates[g] += e * LOAD_B(w_rec + (k * 4 + g) * W);              \
+    } while (0)
+
+#define LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, NS, ATTR, LOAD_B)                      \
+ATTR                                                                                          \
+static void NAME##_##NS(LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {                                  \
+    typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));   \
+    typedef B_REAL b_vec __attribute__((vector_size(W * sizeof(B_REAL)), aligned(sizeof(B_REAL)), unused)); \
+    vec gates[4], sums[NS][4];                                                                \
+    /* a kernel row after every `per` recurrent rows: the same count each time, which the */ \
+    /* branch predictor can learn (the last kernel rows may come after fewer)          */ \
+    const ptrdiff_t per = n_in > 0 ? (n_rec + n_in - 1) / n_in : 0;                           \
+    ptrdiff_t k = 0, d, k_end = 0;                                                            \
+    int s, g;                                                                                 \
+    _Pragma("GCC unroll 4")                                                                   \
+    for (g = 0; g < 4; g++) gates[g] = *(const vec *)(init + g * W);                          \
+    _Pragma("GCC unroll 8")                                                                   \
+    for (s = 0; s < NS; s++)                                                                  \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < 4; g++)                                                               \
+            sums[s][g] = !fresh ? *(const vec *)(p + s * ld_p + g * W)                        \
+                       : p_init != NULL ? *(const vec *)(p_init + g * W) : (vec){0};          \
+    for (d = 0; d < n_in; d++) {                                                              \
+        k_end = k_end + per < n_rec ? k_end + per : n_rec;                                    \
+        for (; k < k_end; k++) LSTMC_SPREAD_REC_ROW(REAL, W, LOAD_B);                         \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < 4; g++) {                                                             \
+            const vec wg = *(const vec *)(w_in + (d * 4 + g) * W);                            \
+            _Pragma("GCC unroll 8")                                                           \
+            for (s = 0; s < NS; s++) sums[s][g] += x[s * ld_x + d] * wg;                      \
+        }                                                                                     \
     }                                                                                         \
+    for (; k < n_rec; k++) LSTMC_SPREAD_REC_ROW(REAL, W, LOAD_B);                             \
+    _Pragma("GCC unroll 4")                                                                   \
+    for (g = 0; g < 4; g++) *(vec *)(out + g * ld_out_g) = gates[g];                          \
+    _Pragma("GCC unroll 8")                                                                   \
+    for (s = 0; s < NS; s++)                                                                  \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < 4; g++) *(vec *)(p + s * ld_p + g * W) = sums[s][g];                  \
+}
+
+/* Spread tiles of 1 .. LSTMC_TILE_SAMPLES later steps, and NAME(ns, ...) choosing one. */
+#define LSTMC_DEFINE_SPREAD_TILES(NAME, REAL, B_REAL, W, ATTR, LOAD_B)                         \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 1, ATTR, LOAD_B)                              \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 2, ATTR, LOAD_B)                              \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 3, ATTR, LOAD_B)                              \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 4, ATTR, LOAD_B)                              \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 5, ATTR, LOAD_B)                              \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 6, ATTR, LOAD_B)                              \
+static void NAME(ptrdiff_t ns, LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {                           \
+    LSTMC_BY_SAMPLES(NAME, ns, (LSTMC_SPREAD_ARGS))                                           \
 }
 
 /* Rows for the next tile when `left` remain: tiles as even as possible (32 rows in tiles
@@ -243,5 +324,25 @@ static int lstmc_single_rows(ptrdiff_t W) { (void)W; return 1; }
 #endif
 #define lstmc_tile_fs16 lstmc_tile_f16
 #define lstmc_tile_fs8 lstmc_tile_f8
+
+/* Spread tiles for every width, cloned like the tiles whose bits they must give (the
+ * projection's and the step's); those over float32 recurrent rows built as the ds tiles
+ * are. The forward pass spreads 512-bit blocks by default (AVX-512's 32 registers hold the
+ * 29 the tile needs); 256-bit ones (AVX2's 16) only when asked. */
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_f16, float, float, 16, LSTMC_CLONES, LSTMC_LOAD)
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_f8, float, float, 8, LSTMC_CLONES, LSTMC_LOAD)
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_d8, double, double, 8, LSTMC_CLONES, LSTMC_LOAD)
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_d4, double, double, 4, LSTMC_CLONES, LSTMC_LOAD)
+#if defined(LSTMC_HAVE_CLONES)
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_ds8, double, float, 8, __attribute__((target("arch=x86-64-v4"))),
+                          LSTMC_WIDEN_512)
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_ds4, double, float, 4, __attribute__((target("arch=x86-64-v3"))),
+                          LSTMC_WIDEN_256)
+#else
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_ds8, double, float, 8, LSTMC_CLONES, LSTMC_WIDEN)
+LSTMC_DEFINE_SPREAD_TILES(lstmc_spread_ds4, double, float, 4, LSTMC_CLONES, LSTMC_WIDEN)
+#endif
+#define lstmc_spread_fs16 lstmc_spread_f16
+#define lstmc_spread_fs8 lstmc_spread_f8
 
 #endif

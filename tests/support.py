@@ -49,12 +49,13 @@ def random_problem(rng, B, T, D, U, dtype=np.float32, scale=0.5):
 
 def engine_forward(x, K, R, b=None, h0=None, c0=None, mask=None, *, activation="tanh",
                    recurrent_activation="sigmoid", go_backwards=False, zero_output_for_mask=False,
-                   recurrent_dropout_mask=None, n_threads=1, wide=None, projection_steps=None, team=None,
-                   single_rows=True):
+                   recurrent_dropout_mask=None, n_threads=1, wide=None, projection_steps=None,
+                   spread_steps=None, team=None, single_rows=True):
     """Call the kernel directly (bypassing the layer), e.g. to choose the thread count, the
-    block width (``wide``), how the input projection runs (``projection_steps``), how the
-    team of threads behaves (``team``: Kernel.forward's ``_team``) or whether float64 may
-    read float32-valued recurrent rows in float32 (``single_rows``)."""
+    block width (``wide``), how the input projection runs (``projection_steps``,
+    ``spread_steps``), how the team of threads behaves (``team``: Kernel.forward's
+    ``_team``) or whether float64 may read float32-valued recurrent rows in float32
+    (``single_rows``)."""
     B, T, _ = x.shape
     U = R.shape[0]
     dtype = x.dtype
@@ -67,7 +68,7 @@ def engine_forward(x, K, R, b=None, h0=None, c0=None, mask=None, *, activation="
     kernel.forward(x, h, c, out_last, out_seq, trace,
                    None if mask is None else np.ascontiguousarray(mask, np.uint8), recurrent_dropout_mask,
                    go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, n_threads=n_threads,
-                   projection_steps=projection_steps, _team=team)
+                   projection_steps=projection_steps, spread_steps=spread_steps, _team=team)
     return dict(outputs=out_seq, last_output=out_last, h=h, c=c, i=trace[0], f=trace[1], g=trace[2],
                 o=trace[3], c_seq=trace[4], h_seq=trace[5])
 

@@ -32,5 +32,7 @@ def test_standalone_kernel_check_passes(tmp_path):
     assert run.returncode == 0, run.stdout
     lines = run.stdout.splitlines()
     assert lines[-1] == "all within tolerance"
-    # float32 and float64, 7 batch sizes, fused and projected ahead, 1 and 2 threads
-    assert sum("largest |h - reference|" in line for line in lines) == 2 * 7 * 2 * 2
+    # float32 and float64, 7 batch sizes, fused and projected ahead, 1 and 2 threads; one
+    # sample spread in batches of 2 and 4
+    assert sum("largest |h - reference|" in line for line in lines) == 2 * 7 * 2 * 2 + 2 * 2 * 2
+    assert sum("projected spread," in line for line in lines) == 2 * 2 * 2

@@ -241,6 +241,49 @@ def test_float64_reads_float32_valued_recurrent_rows_at_half_the_bytes(problem, 
         np.testing.assert_array_equal(single[name], double[name], err_msg=name)
 
 
+@st.composite
+def one_sample_variants(draw):
+    """One sample over steps that fill spread batches of 1 .. 6 and leave a ragged last one
+    (or no batch past the first), inputs narrower than a batch's slices (D < steps: empty
+    slices) or wider, ragged blocks; masks, state, dropout, either direction and width."""
+    T, D, U = draw(st.integers(1, 23)), draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    dtype = draw(st.sampled_from(DTYPES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x, K, R, b = random_problem(rng, 1, T, D, U, dtype)
+    if draw(st.booleans()):  # float64 over float32 values: the spread tile on float32 rows
+        R = R.astype(np.float32).astype(dtype)
+    mask, state = draw_mask_and_state(draw, rng, 1, T, U, dtype)
+    drop = ((rng.random((1, U)) < 0.7) / 0.7).astype(dtype) if draw(st.booleans()) else None
+    options = dict(mask=mask, recurrent_dropout_mask=drop, wide=draw(st.sampled_from([True, False])),
+                   go_backwards=draw(st.booleans()), zero_output_for_mask=draw(st.booleans()))
+    return x, (K, R, b if draw(st.booleans()) else None), state, options, draw(st.integers(1, 6))
+
+
+@settings(max_examples=150, deadline=None)
+@given(one_sample_variants(), st.integers(1, 3))
+def test_spread_projection_matches_reference_and_every_other_schedule(problem, n_threads):
+    """One sample with its input projected in batches spread over the steps before them
+    (the spread tile: a slice of the kernel rows within each step's recurrent rows, the
+    sums kept in the buffer between slices) gives the reference's numbers and the same
+    bits as the input fused into each step, projected in windows, or the default, in any
+    thread count."""
+    x, (K, R, b), state, options, spread_steps = problem
+    h0, c0 = state or (None, None)
+    team = {}
+    got = engine_forward(x, K, R, b, h0, c0, n_threads=n_threads, spread_steps=spread_steps, team=team,
+                         **options)
+    assert team["spread"] == spread_steps
+    want = reference.lstm_forward(x, K, R, b, state, options["mask"], go_backwards=options["go_backwards"],
+                                  zero_output_for_mask=options["zero_output_for_mask"],
+                                  recurrent_dropout_mask=options["recurrent_dropout_mask"])
+    for name in ("outputs", "last_output", "h", "c"):
+        np.testing.assert_allclose(got[name], want[name], **tol(x.dtype), err_msg=name)
+    for schedule in (dict(projection_steps=0), dict(projection_steps=3), dict(spread_steps=0), {}):
+        other = engine_forward(x, K, R, b, h0, c0, n_threads=1, **schedule, **options)
+        for name in got:
+            np.testing.assert_array_equal(got[name], other[name], err_msg=f"{name} {schedule}")
+
+
 @pytest.mark.parametrize("wide", [True, False])
 def test_which_float64_kernels_keep_float32_rows(rng, wide):
     """Only float64 kernels whose every recurrent weight is a normal float32 value (or 0,
@@ -301,6 +344,12 @@ def test_kernel_option_errors():
     x, K, R, b = random_problem(np.random.default_rng(0), 2, 3, 4, 5, np.float32)
     with pytest.raises(ValueError, match="projection_steps must be >= 0"):
         engine_forward(x, K, R, b, projection_steps=-1)
+    with pytest.raises(ValueError, match="spread_steps must be in 0 .. 6"):
+        engine_forward(x[:1], K, R, b, spread_steps=7)
+    with pytest.raises(ValueError, match="spread_steps needs a batch of one sample, got 2"):
+        engine_forward(x, K, R, b, spread_steps=3)
+    with pytest.raises(ValueError, match="projection_steps or spread_steps, not both"):
+        engine_forward(x[:1], K, R, b, projection_steps=4, spread_steps=3)
     assert lstm_c._core.lanes(np.float32, wide=True) == 16 and lstm_c._core.lanes(np.float64, wide=False) == 4
 
 

@@ -149,20 +149,22 @@ def test_repr_and_config_round_trip():
 
 @pytest.mark.parametrize("dtype, weights", [(np.float32, "own"), (np.float64, "own"),
                                             (np.float64, "float32 values")])
-@pytest.mark.parametrize("B, projection_steps", [(9, None), (2, None), (2, 3)])
-def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, weights, B, projection_steps):
+@pytest.mark.parametrize("B, schedule", [(9, {}), (2, {}), (2, {"projection_steps": 3}),
+                                         (1, {"spread_steps": 3})])
+def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, weights, B, schedule):
     """With no patience (any wait at a barrier leaves thread 0 alone) and no pause before
     regrouping, a two-thread call splits and comes back together every few steps, the
     called-back thread resuming from thread 0's h, c and projected input. The input fused
     (B = 9) or projected ahead (B = 2: in the default blocks, and in blocks of 3 steps, so
-    that regroups land on block starts too), with masks, go_backwards and recurrent
-    dropout, float64 reading its own rows or float32-valued ones in float32: the same bits
-    as one thread, however the splits fall."""
-    T, D, U = 40, 24, 96
+    that regroups land on block starts too; B = 1: in batches of 3 spread over the steps,
+    whose slices thread 0 takes over with the blocks), with masks, go_backwards and
+    recurrent dropout, float64 reading its own rows or float32-valued ones in float32: the
+    same bits as one thread, however the splits fall."""
+    T, D, U = (40, 24, 96) if B > 1 else (40, 64, 192)   # one sample: enough work for two threads
     x, K, R, b = random_problem(rng, B, T, D, U, dtype)
     if weights == "float32 values":
         R = R.astype(np.float32).astype(dtype)
-    options = dict(mask=rng.random((B, T)) < 0.8, go_backwards=True, projection_steps=projection_steps,
+    options = dict(mask=rng.random((B, T)) < 0.8, go_backwards=True, **schedule,
                    recurrent_dropout_mask=(rng.random((B, U)) < 0.7).astype(dtype) / 0.7)
     serial = engine_forward(x, K, R, b, n_threads=1, **options)
     counts = {"fallbacks": 0, "regroups": 0}
@@ -176,6 +178,26 @@ def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, weights, 
             break
     if _core.openmp_enabled():
         assert min(counts.values()) >= 3, counts
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_one_sample_spreads_its_projection_where_it_measured_faster(rng, wide):
+    """By default one sample spreads its projection over the steps (SPREAD_STEPS a batch)
+    on one thread, with 512-bit blocks, inputs at least half as wide as the units and
+    weights past an eighth of L2; otherwise it projects ahead in windows (or fuses)."""
+    def default_spread(B=1, T=20, D=128, U=256, n_threads=1):
+        x, K, R, b = random_problem(rng, B, T, D, U, np.float32)
+        team = {}
+        engine_forward(x, K, R, b, n_threads=n_threads, wide=wide, team=team)
+        return team["spread"]
+
+    expected = _core.SPREAD_STEPS if wide else 0
+    assert default_spread() == expected
+    assert default_spread(U=32, D=16) == 0                      # weights in L1
+    assert default_spread(D=64) == 0                            # the projection too small a share
+    assert default_spread(B=2) == default_spread(T=_core.SPREAD_STEPS) == 0
+    if _core.openmp_enabled():
+        assert default_spread(n_threads=2) == 0
 
 
 def test_team_counts_nothing_for_one_thread(rng):

@@ -444,8 +444,9 @@ cdef class Kernel:
         # weights are past L1. On the Zen 4 (one sample, 100 steps, D x U): 128 x 128
         # -9%, 256 x 128 -14%, 256 x 256 -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x
         # 64 +3%, 32 x 64 +9%. On two threads it lost more often than not (256 x 256:
-        # -5% to +20% from run to run: each core's recurrent and kernel rows fill its L2
-        # together). The tile fits 512-bit blocks' registers (AVX-512's 32).
+        # -7% to +23% from minute to minute: each core's recurrent and kernel rows fill
+        # its L2 together; benchmarks/RESULTS.md). The tile fits 512-bit blocks'
+        # registers (AVX-512's 32).
         if (B == 1 and T > _SPREAD_STEPS and n_threads == 1 and 2 * self.input_dim >= self.units
                 and self.weight_bytes > L2_BYTES // 8 and self.lanes * (8 if self.is_double else 4) == 64):
             return _SPREAD_STEPS

@@ -8,9 +8,8 @@
  * (or gcc and the binary itself on this machine). It runs float32 and float64, batches
  * that fill tiles of 1-6 samples and leave ragged ones, 21 units (a ragged last block),
  * the input fused, projected ahead and (one sample) spread over the steps, on 1 and 2
- * threads, with sigmoid gates and tanh,
- * and prints the largest |h - reference| of each; the exit status says whether all were
- * within tolerance (float32 2e-5, float64 1e-12).
+ * threads, with sigmoid gates and tanh, and prints the largest |h - reference| of each;
+ * the exit status says whether all were within tolerance (float32 2e-5, float64 1e-12).
  */
 #include <math.h>
 #include <stdio.h>
@@ -102,8 +101,8 @@ int main(void) {
                 ok &= check_float(batches[i], TB, 0, threads, 1u + i);
                 ok &= check_double(batches[i], TB, 0, threads, 2u + i);
             }
-    /* one sample, batches of 2 (T = 9: a ragged last one) and 4 spread over the steps (the
-     * buffer holds two batches) */
+    /* one sample, batches of 2 and 4 spread over the steps (the buffer holds two batches;
+     * T = 9 leaves a ragged last batch either way) */
     for (i = 2; i <= 4; i += 2)
         for (threads = 1; threads <= 2; threads++) {
             ok &= check_float(1, 2 * i, i, threads, 3u + i);

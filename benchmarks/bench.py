@@ -364,13 +364,7 @@ def kernels_run():
     width = lstm_c._core.lanes(np.float32) * 32
     if width == 512:
         return "512-bit blocks (AVX-512)"
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), ()))
-    except OSError:
-        flags = set()
-    avx2 = {"avx2", "fma"} <= flags and lstm_c._core.ISA_LIMIT >= 3
-    return f"{width}-bit blocks ({'AVX2 and FMA' if avx2 else 'baseline'})"
+    return f"{width}-bit blocks ({'AVX2 and FMA' if lstm_c._core.avx2_tiles() else 'baseline'})"
 
 
 def machine_info(threads):

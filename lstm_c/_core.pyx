@@ -74,6 +74,7 @@ cdef extern from "_recurrence.h" nogil:
     int lstmc_wide_blocks()
     long lstmc_l2_bytes()
     int lstmc_single_rows(Py_ssize_t W)
+    int lstmc_avx2_tiles()
     int LSTMC_TILE_SAMPLES
     size_t LSTMC_STREAMED_TRACE_BYTES
     double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
@@ -207,12 +208,17 @@ cdef enum:
     _PROJECTION_STEPS = 32
 PROJECTION_STEPS = _PROJECTION_STEPS
 #: Steps of a one-sample call projected in a batch spread over the steps before it
-#: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps). Five: the
-#: tile's 4 x 5 sums, the step's 4, a row's 4 kernel vectors and a broadcast take 29 of
-#: AVX-512's 32 registers (with six, GCC kept three sums on the stack).
+#: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps): five, the
+#: most whose sums stay in AVX-512's registers.
 cdef enum:
     _SPREAD_STEPS = 5
 SPREAD_STEPS = _SPREAD_STEPS
+
+
+def avx2_tiles():
+    """Whether blocks of 256 bits run the tiles built for AVX2 and FMA on this CPU (else
+    baseline x86-64's, or the portable ones off x86-64): the choice made at load time."""
+    return bool(lstmc_avx2_tiles())
 
 
 def single_rows_supported(Py_ssize_t lanes):
@@ -373,13 +379,14 @@ cdef class Kernel:
                 raise ValueError(f"projection_steps must be >= 0 or None, got {projection_steps}")
             steps, spread = min(projection_steps, T), 0
         else:
-            if spread_steps is not None and not 0 <= spread_steps <= LSTMC_TILE_SAMPLES:
-                raise ValueError(f"spread_steps must be in 0 .. {LSTMC_TILE_SAMPLES} or None, "
-                                 f"got {spread_steps}")
-            if spread_steps is not None and spread_steps > 0 and B != 1:
-                raise ValueError(f"spread_steps needs a batch of one sample, got {B}")
-            # -1: _forward chooses, once it knows the threads the call runs on
-            steps, spread = self._default_projection_steps(B, T), -1 if spread_steps is None else spread_steps
+            steps, spread = self._default_projection_steps(B, T), -1  # -1: _forward chooses
+            if spread_steps is not None:
+                if not 0 <= spread_steps <= LSTMC_TILE_SAMPLES:
+                    raise ValueError(f"spread_steps must be in 0 .. {LSTMC_TILE_SAMPLES} or None, "
+                                     f"got {spread_steps}")
+                if spread_steps > 0 and B != 1:
+                    raise ValueError(f"spread_steps needs a batch of one sample, got {B}")
+                spread = spread_steps
         _forward(self, x, B, T, h, c, out_last, out_seq, trace, mask, recurrent_dropout_mask,
                  go_backwards, zero_output_for_mask, n_threads, steps, spread, _team)
 
@@ -532,9 +539,8 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
         spread = kernel._default_spread_steps(B, T, n_threads)
     if spread > 0:
         projection_steps = 2 * spread   # the batch read and the batch built
-    cdef Py_ssize_t tile = LSTMC_TILE_SAMPLES
-    cdef Py_ssize_t group = (tile if n_threads > 1 and projection_steps == 0
-                             and B >= _GROUPS_PER_THREAD * tile * n_threads
+    cdef Py_ssize_t group = (LSTMC_TILE_SAMPLES if n_threads > 1 and projection_steps == 0
+                             and B >= _GROUPS_PER_THREAD * LSTMC_TILE_SAMPLES * n_threads
                              and kernel.weight_bytes <= _GROUP_WEIGHT_BYTES else 0)
 
     cdef cnp.npy_intp state_shape[2]

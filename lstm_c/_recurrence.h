@@ -277,6 +277,7 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
     /* spread: the batch built (its steps, none past the call's last; its rows in the    */ \
     /* buffer; its input from row d0), and this step's slice [d0, d1) of the kernel rows  */ \
     ptrdiff_t spread_ns = 0, spread_row = 0, slice = 0, d0 = 0, d1 = 0;                       \
+    const ptrdiff_t spread_ld_x = a->go_backwards ? -D : D;  /* x rows of later steps */     \
     const REAL *spread_x = NULL;                                                              \
     if (a->spread > 0) {                                                                      \
         const ptrdiff_t S = a->spread, batch = (k - a->k_begin) / S + 1;                      \
@@ -313,15 +314,15 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
                     /* its gates, and its slice of the batch built (from the bias at first) */ \
                     const REAL *bias = a->bias != NULL ? a->bias + blk * 4 * W : NULL;        \
                     const REAL *w_slice = w_in + d0 * 4 * W;                                  \
-                    const ptrdiff_t ld_x = a->go_backwards ? -D : D;                          \
                     REAL *built = a->projection + (blk * a->TB + spread_row) * 4 * W;         \
                     if (a->rec_single != NULL)                                                \
                         lstmc_spread_##SFX##s##W(spread_ns, projected, a->rec_single + blk * U * 4 * W, \
                                                  h_in, U, acc + q * W, nb * W, w_slice, spread_x, \
-                                                 ld_x, d1 - d0, slice == 0, bias, built, 4 * W); \
+                                                 spread_ld_x, d1 - d0, slice == 0, bias, built, \
+                                                 4 * W);                                      \
                     else                                                                      \
                         lstmc_spread_##SFX##W(spread_ns, projected, w_rec, h_in, U, acc + q * W, \
-                                              nb * W, w_slice, spread_x, ld_x, d1 - d0,        \
+                                              nb * W, w_slice, spread_x, spread_ld_x, d1 - d0, \
                                               slice == 0, bias, built, 4 * W);                 \
                 } else if (projected != NULL && a->rec_single != NULL)                        \
                     lstmc_tile_##SFX##s##W(ns, projected, 4 * W, NULL, NULL, 0, 0,             \

@@ -278,18 +278,22 @@ static int lstmc_wide_blocks(void) {
 #define LSTMC_DEFINE_WIDE_TILES(NAME, REAL, W)                                                 \
     LSTMC_DEFINE_TILES_AS(NAME, REAL, REAL, W, LSTMC_CLONES, LSTMC_LOAD, 32, 64)
 #if defined(LSTMC_HAVE_CLONES) && LSTMC_ISA_LIMIT >= 3
+static int lstmc_avx2_tiles(void) {  /* whether 256-bit blocks run the AVX2 set */
+    __builtin_cpu_init();
+    return LSTMC_CPU_SUPPORTS("x86-64-v3") != 0;
+}
 #define LSTMC_DEFINE_NARROW_TILES(NAME, REAL, W)                                               \
     LSTMC_DEFINE_TILES_AS(NAME##_avx2, REAL, REAL, W, __attribute__((target("arch=x86-64-v3"))), \
                           LSTMC_LOAD, 16, 32)                                                 \
     LSTMC_DEFINE_TILES_AS(NAME##_base, REAL, REAL, W, , LSTMC_LOAD, LSTMC_BASE_REGS, 16)      \
     typedef void (*NAME##_fn)(ptrdiff_t, LSTMC_TILE_PARAMS(REAL, REAL));                      \
     static NAME##_fn NAME##_resolve(void) {                                                   \
-        __builtin_cpu_init();                                                                 \
-        return LSTMC_CPU_SUPPORTS("x86-64-v3") ? NAME##_avx2 : NAME##_base;                   \
+        return lstmc_avx2_tiles() ? NAME##_avx2 : NAME##_base;                                \
     }                                                                                         \
     static void NAME(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, REAL))                             \
         __attribute__((ifunc(#NAME "_resolve")));
 #else
+static int lstmc_avx2_tiles(void) { return 0; }
 #define LSTMC_DEFINE_NARROW_TILES(NAME, REAL, W)                                               \
     LSTMC_DEFINE_TILES_AS(NAME, REAL, REAL, W, LSTMC_CLONES, LSTMC_LOAD, LSTMC_BASE_REGS, 16)
 #endif

@@ -284,6 +284,15 @@ def test_spread_projection_matches_reference_and_every_other_schedule(problem, n
             np.testing.assert_array_equal(got[name], other[name], err_msg=f"{name} {schedule}")
 
 
+def test_which_tiles_256_bit_blocks_run():
+    """The set the tiles' resolver picked at load time: AVX2's on a CPU with x86-64-v4 (it
+    has x86-64-v3) unless the build is limited below it, baseline ones in such a build."""
+    if lstm_c._core.ISA_LIMIT < 3:
+        assert not lstm_c._core.avx2_tiles()
+    elif _avx512_level():
+        assert lstm_c._core.avx2_tiles()
+
+
 @pytest.mark.parametrize("wide", [True, False])
 def test_which_float64_kernels_keep_float32_rows(rng, wide):
     """Only float64 kernels whose every recurrent weight is a normal float32 value (or 0,

@@ -4,8 +4,10 @@
  *
  * A build with -DLSTMC_ISA_LIMIT=3 (in CFLAGS) runs what a CPU without AVX-512 runs, and
  * with -DLSTMC_ISA_LIMIT=1 what one without AVX2 runs (baseline x86-64), on any machine:
- * the CI machine has AVX-512, and .ci/run tests the other two paths so. The default, 4,
- * leaves every choice to the CPU. */
+ * .ci/run tests the narrower paths so on whatever CPU CI has. The default, 4, leaves every
+ * choice to the CPU. A limited build still executes on the CI machine's CPU, so code that
+ * strays past its check would pass there: tests/test_machine_code.py reads the machine code
+ * for that. */
 #ifndef LSTMC_CPU_H
 #define LSTMC_CPU_H
 

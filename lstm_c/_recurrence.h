@@ -92,11 +92,17 @@ static inline void lstmc_leave_ftz(unsigned int saved) {
  * completes much later, an unaligned buffer) are copied. */
 #define LSTMC_STREAMED_TRACE_BYTES ((size_t)16 << 20)
 #if defined(__x86_64__) || defined(__i386__)
-/* One 64-byte streaming store. Only 512-bit blocks have 64-byte rows, and those are packed
- * only where the CPU has AVX-512 (lstmc_wide_blocks): the AVX-512 clones inline this. */
-__attribute__((target("avx512f")))
+/* One 64-byte line streamed as four SSE stores, which every x86-64 CPU has and whose
+ * write-combining buffer sends on as one line. Only 512-bit blocks have 64-byte rows, and
+ * those run on any CPU when asked for (Kernel(wide=True)): an AVX-512 store here was
+ * an illegal instruction on a CPU without AVX-512 (Zen 3). */
 static inline void lstmc_stream_line(void *dst, const void *src) {
-    _mm512_stream_ps((float *)dst, _mm512_loadu_ps(src));
+    float *d = (float *)dst;
+    const float *s = (const float *)src;
+    _mm_stream_ps(d, _mm_loadu_ps(s));
+    _mm_stream_ps(d + 4, _mm_loadu_ps(s + 4));
+    _mm_stream_ps(d + 8, _mm_loadu_ps(s + 8));
+    _mm_stream_ps(d + 12, _mm_loadu_ps(s + 12));
 }
 #define LSTMC_STREAM_LANES(stream, dst, src, lanes, W, REAL)                                  \
     do {                                                                                      \

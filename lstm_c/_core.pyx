@@ -202,11 +202,24 @@ MIN_STEP_WORK_PER_THREAD = _MIN_STEP_WORK_PER_THREAD
 #: costs more than it saves. The backward passes' threshold (the forward's calls are
 #: at least a step, which MIN_STEP_WORK_PER_THREAD covers).
 MIN_CALL_WORK_FOR_THREADS = 1 << 16
-#: Steps whose input projection is computed ahead at a time (small batches): enough rows
-#: for full tiles, few enough that the buffer stays in L2.
+#: Samples (or steps of one sample) a register tile sums at most.
+TILE_SAMPLES = LSTMC_TILE_SAMPLES
+#: Steps whose input projection is computed ahead at a time (small batches): two full
+#: tiles of steps, few enough that the window's gates stay in L2 while its steps read
+#: them. Windows of 32 steps ran 4-17% slower on the Zen 3 (512 KB of L2) with several
+#: samples of wide layers (4 x 25 x LSTM(512) on 512 features: 800 KB of gates; 3 x 50 x
+#: LSTM(384), 5 x 50 x LSTM(256), float32 and float64, one and two threads) and the same
+#: with one sample (within 3%). Each window reads the kernel again: weights past
+#: LONG_WINDOW_WEIGHT_BYTES keep PROJECTION_STEPS_LONG, where reading the kernel three
+#: times a call pushed the recurrent kernel out of the VM's share of L3 (4 x 25 x
+#: LSTM(512) in float64, 16 MB: 12-step windows 15-45% slower, 8 MB in float32: 9% faster).
 cdef enum:
-    _PROJECTION_STEPS = 32
+    _PROJECTION_STEPS = 12
+    _PROJECTION_STEPS_LONG = 32
 PROJECTION_STEPS = _PROJECTION_STEPS
+PROJECTION_STEPS_LONG = _PROJECTION_STEPS_LONG
+cdef Py_ssize_t _LONG_WINDOW_WEIGHT_BYTES = 12 << 20
+LONG_WINDOW_WEIGHT_BYTES = _LONG_WINDOW_WEIGHT_BYTES
 #: Steps of a one-sample call projected in a batch spread over the steps before it
 #: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps): five, the
 #: most whose sums stay in AVX-512's registers.
@@ -354,7 +367,8 @@ cdef class Kernel:
         (states off a cache line run as aligned copies; outputs cannot).
         ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it n
         steps ahead; None (the default) projects ahead when the batch is smaller than a
-        tile. ``spread_steps`` (one sample only): n in 1 .. 6 projects batches of n
+        tile, PROJECTION_STEPS at a time (PROJECTION_STEPS_LONG past
+        LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in 1 .. 6 projects batches of n
         steps, each spread over the n steps before it, 0 does not; None (the default)
         spreads SPREAD_STEPS where it measured faster (``_default_spread_steps``). Give
         one of the two. The results are the same bits every way.
@@ -364,8 +378,9 @@ cdef class Kernel:
         the team left thread 0 alone and came back together, ``threads``: how many
         threads the call ran on, ``single_rows``: whether its steps read the float32
         recurrent rows (``SINGLE_ROWS_MIN_BYTES``), ``groups``: whether its threads
-        split the samples instead of the blocks (``GROUP_WEIGHT_BYTES``), and ``spread``:
-        the spread batch's steps (0: none).
+        split the samples instead of the blocks (``GROUP_WEIGHT_BYTES``), ``spread``:
+        the spread batch's steps (0: none), and ``projection_steps``: the steps projected
+        ahead at a time (0: fused; a spread's are its two batches).
         """
         cdef Py_ssize_t B, T, steps, spread
         if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 3:
@@ -442,6 +457,8 @@ cdef class Kernel:
     cdef Py_ssize_t _default_projection_steps(self, Py_ssize_t B, Py_ssize_t T):
         # Small batches: a tile over samples would be mostly empty; one over steps is full.
         if B < LSTMC_TILE_SAMPLES and T > 1:
+            if self.weight_bytes > _LONG_WINDOW_WEIGHT_BYTES:
+                return min(<Py_ssize_t>_PROJECTION_STEPS_LONG, T)
             return min(<Py_ssize_t>_PROJECTION_STEPS, T)
         return 0
 
@@ -616,3 +633,4 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
         team["single_rows"] = args.rec_single != NULL and args.projection != NULL
         team["groups"] = group > 0
         team["spread"] = spread
+        team["projection_steps"] = projection_steps

@@ -200,6 +200,27 @@ def test_one_sample_spreads_its_projection_where_it_measured_faster(rng, wide):
         assert default_spread(n_threads=2) == 0
 
 
+def test_small_batches_project_ahead_in_windows_by_their_weights(rng):
+    """Batches smaller than a tile project their input PROJECTION_STEPS ahead at a time
+    (at most T), or PROJECTION_STEPS_LONG when the weights pass LONG_WINDOW_WEIGHT_BYTES
+    (each window reads the kernel again); larger batches fuse it into each step."""
+    def default_window(B=2, T=40, D=16, U=32, dtype=np.float32):
+        K = np.zeros((D, 4 * U), dtype)
+        R = np.zeros((U, 4 * U), dtype)
+        x = rng.uniform(-1, 1, (B, T, D)).astype(dtype)
+        team = {}
+        engine_forward(x, K, R, spread_steps=0 if B == 1 else None, team=team)
+        return team["projection_steps"]
+
+    assert default_window() == _core.PROJECTION_STEPS < _core.PROJECTION_STEPS_LONG
+    assert default_window(T=5) == 5
+    assert default_window(B=_core.TILE_SAMPLES) == 0
+    # LSTM(512) on 512 features: 8 MB of weights in float32, 16 in float64
+    assert 8 << 20 < _core.LONG_WINDOW_WEIGHT_BYTES < 16 << 20
+    assert default_window(B=1, D=512, U=512, dtype=np.float32) == _core.PROJECTION_STEPS
+    assert default_window(B=1, D=512, U=512, dtype=np.float64) == _core.PROJECTION_STEPS_LONG
+
+
 def test_team_counts_nothing_for_one_thread(rng):
     x, K, R, b = random_problem(rng, 2, 10, 24, 96, np.float32)
     team = {"patience": -1.0, "regroup_first": 0.0}

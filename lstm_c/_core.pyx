@@ -368,10 +368,11 @@ cdef class Kernel:
         ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it n
         steps ahead; None (the default) projects ahead when the batch is smaller than a
         tile, PROJECTION_STEPS at a time (PROJECTION_STEPS_LONG past
-        LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in 1 .. 6 projects batches of n
-        steps, each spread over the n steps before it, 0 does not; None (the default)
-        spreads SPREAD_STEPS where it measured faster (``_default_spread_steps``). Give
-        one of the two. The results are the same bits every way.
+        LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in
+        1 .. 6 projects batches of n steps, each spread over the n steps before it, 0 does
+        not; None (the default) spreads SPREAD_STEPS where it measured faster
+        (``_default_spread_steps``). Give one of the two. The results are the same bits
+        every way.
         ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
         replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
         a barrier a fall-back), and which receives ``fallbacks`` and ``regroups``: how often

@@ -458,9 +458,8 @@ cdef class Kernel:
     cdef Py_ssize_t _default_projection_steps(self, Py_ssize_t B, Py_ssize_t T):
         # Small batches: a tile over samples would be mostly empty; one over steps is full.
         if B < LSTMC_TILE_SAMPLES and T > 1:
-            if self.weight_bytes > _LONG_WINDOW_WEIGHT_BYTES:
-                return min(<Py_ssize_t>_PROJECTION_STEPS_LONG, T)
-            return min(<Py_ssize_t>_PROJECTION_STEPS, T)
+            return min(<Py_ssize_t>(_PROJECTION_STEPS_LONG if self.weight_bytes > _LONG_WINDOW_WEIGHT_BYTES
+                                    else _PROJECTION_STEPS), T)
         return 0
 
     cdef Py_ssize_t _default_spread_steps(self, Py_ssize_t B, Py_ssize_t T, int n_threads):

@@ -68,6 +68,7 @@ cdef extern from "_recurrence.h" nogil:
         int prefetch, is_double
         double patience, regroup_first
         void *team_seats
+        void *group_ranges
         int *team_counts
     void lstmc_recurrence(const lstmc_recurrence_args *args)
     int LSTMC_LANES_FLOAT, LSTMC_LANES_DOUBLE, LSTMC_WIDE_LANES_FLOAT, LSTMC_WIDE_LANES_DOUBLE
@@ -78,7 +79,7 @@ cdef extern from "_recurrence.h" nogil:
     int LSTMC_TILE_SAMPLES
     size_t LSTMC_STREAMED_TRACE_BYTES
     double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
-    size_t LSTMC_SEAT_BYTES
+    size_t LSTMC_SEAT_BYTES, LSTMC_GROUP_RANGE_BYTES
 
 N_ACTIVATIONS = LSTMC_N_ACTIVATIONS
 #: The highest x86-64 level this build lets the kernels use (4: AVX-512; 3: AVX2 and FMA;
@@ -103,11 +104,13 @@ cdef Py_ssize_t _SINGLE_ROWS_MIN_BYTES = 5 * L2_BYTES // 8
 SINGLE_ROWS_MIN_BYTES = _SINGLE_ROWS_MIN_BYTES
 #: A call on several threads splits the samples instead of the blocks when its weights
 #: fit in half of each core's L2 and every thread gets GROUPS_PER_THREAD tiles of
-#: samples or more: each thread takes the next tile of samples and runs it through every
-#: step alone, with all the weights, and the threads never wait for each other: no
-#: barrier a step, and a core that another process slows takes fewer tiles instead of
-#: setting every step's pace (256 x 50 x LSTM(64) on 16 features at 2 threads, calls
-#: interleaved on a Zen 4: 4.26 -> 4.09 ms; four more such shapes 4-6% faster).
+#: samples or more: each thread runs tiles of samples through every step alone, with all
+#: the weights, first those of its own contiguous share of the batch (the same rows of
+#: the outputs every call: they stay in its cache), then those the others have not
+#: started, and the threads never wait for each other: no barrier a step, and a core that
+#: another process slows takes fewer tiles instead of setting every step's pace (256 x 50
+#: x LSTM(64) on 16 features at 2 threads, calls interleaved on a Zen 4: 4.26 -> 4.09 ms;
+#: four more such shapes 4-6% faster; home shares: no more phases of 4.5 ms for 3.05).
 cdef Py_ssize_t _GROUP_WEIGHT_BYTES = L2_BYTES // 2
 GROUP_WEIGHT_BYTES = _GROUP_WEIGHT_BYTES
 cdef enum:
@@ -597,14 +600,17 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     cdef char stack_scratch[_STACK_SCRATCH_BYTES + _CACHE_LINE]
     cdef size_t item = 8 if kernel.is_double else 4
     cdef size_t seat_bytes = n_threads * LSTMC_SEAT_BYTES   # the team's (a line each)
+    cdef size_t range_bytes = n_threads * LSTMC_GROUP_RANGE_BYTES if group else 0
     cdef size_t spare_bytes = _on_lines(B * U * item)
     cdef size_t dropped_bytes = (_on_lines(n_threads * B * U * item)
                                  if recurrent_dropout_mask is not None else 0)
     cdef size_t projection_bytes = _on_lines(kernel.n_blocks * projection_steps * B * 4 * kernel.lanes
                                              * item)
-    cdef size_t scratch_bytes = seat_bytes + spare_bytes + dropped_bytes + projection_bytes
+    cdef size_t scratch_bytes = (seat_bytes + range_bytes + spare_bytes + dropped_bytes
+                                 + projection_bytes)
     cdef bint on_stack = scratch_bytes <= _STACK_SCRATCH_BYTES
     cdef char *scratch = &stack_scratch[0]
+    cdef char *scratch_rest
     if on_stack:
         scratch += (-<size_t>scratch) % _CACHE_LINE
     else:
@@ -612,10 +618,11 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     if scratch == NULL:
         raise MemoryError(f"no memory for the LSTM kernel's scratch ({scratch_bytes} bytes)")
     args.team_seats = <void *>scratch
-    args.h_spare = scratch + seat_bytes
-    args.h_dropped = scratch + seat_bytes + spare_bytes if dropped_bytes else NULL
-    args.projection = (scratch + seat_bytes + spare_bytes + dropped_bytes
-                       if projection_bytes else NULL)
+    args.group_ranges = <void *>(scratch + seat_bytes) if range_bytes else NULL
+    scratch_rest = scratch + seat_bytes + range_bytes
+    args.h_spare = scratch_rest
+    args.h_dropped = scratch_rest + spare_bytes if dropped_bytes else NULL
+    args.projection = scratch_rest + spare_bytes + dropped_bytes if projection_bytes else NULL
     try:
         if team is not None:
             args.patience = team.get("patience", args.patience)

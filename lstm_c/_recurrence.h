@@ -45,6 +45,13 @@
 #include "_team.h"
 #include "_tile.h"
 
+/* One thread's home range of sample groups (lstmc_recurrence_groups_*), on a line of its
+ * own: the next group to take and the end. */
+typedef struct {
+    ptrdiff_t next, end;
+} __attribute__((aligned(64))) lstmc_group_range;
+enum { LSTMC_GROUP_RANGE_BYTES = sizeof(lstmc_group_range) };
+
 #define LSTMC_CHUNK 8          /* blocks a step finishes together when a tile holds every sample */
 #define LSTMC_ON_A_LINE __attribute__((aligned(64)))
 
@@ -378,6 +385,7 @@ typedef struct {                                                                
     int prefetch;                     /* a thread's weights are larger than L2 */             \
     double patience, regroup_first;   /* the team's (_team.h; tests shorten them) */          \
     lstmc_seat *team_seats;           /* (n_threads,) the team's seats (_team.h) */           \
+    lstmc_group_range *group_ranges;  /* (n_threads,) when group > 0: each thread's samples */ \
     int *team_counts;                 /* NULL, or receives fall-backs, regroups, threads */   \
 } lstmc_recurrence_args_##SFX;
 
@@ -468,37 +476,49 @@ static void lstmc_recurrence_thread_##SFX(const lstmc_recurrence_args_##SFX *a, 
 }                                                                                             \
                                                                                               \
 /* A batch of many samples and weights that fit each core's L2 (a->group > 0): each      */ \
-/* thread takes the next group of samples and runs it alone through every step, as a    */ \
-/* call of its own on its rows of every array. Samples do not depend on each other, so   */ \
-/* there is no barrier, and a core that another process slows simply takes fewer groups. */ \
+/* thread runs groups of samples alone through every step, as a call of its own on its  */ \
+/* rows of every array. Samples do not depend on each other, so there is no barrier.    */ \
+/* Thread p first takes the groups of its home range, the p-th of n_threads contiguous  */ \
+/* ones, then helps the others with theirs: a core that another process slows simply    */ \
+/* takes fewer groups, and on an even machine each thread writes the same rows of the   */ \
+/* outputs and states in every call, which stay in its own cache. Taken first come      */ \
+/* first served, each call's groups went to either thread, and lines the other core     */ \
+/* wrote moved across at every call: 256 x 50 x LSTM(64) on two vCPUs of a Zen 4 took   */ \
+/* 4.5 ms instead of 3.05 in phases of seconds, 0.8 ms of it for the output rows.       */ \
+static void lstmc_run_group_##SFX(const lstmc_recurrence_args_##SFX *a, lstmc_step_fn_##SFX step, \
+                                  lstmc_project_fn_##SFX project, ptrdiff_t g, int p) {        \
+    const ptrdiff_t T = a->T, U = a->U, b0 = g * a->group;                                    \
+    lstmc_recurrence_args_##SFX own = *a;                                                     \
+    lstmc_team alone;                                                                         \
+    own.B = a->B - b0 < a->group ? a->B - b0 : a->group;                                      \
+    own.x = a->x + b0 * T * a->D;                                                             \
+    own.h = a->h + b0 * U;                                                                    \
+    own.h_spare = a->h_spare + b0 * U;                                                        \
+    own.c = a->c + b0 * U;                                                                    \
+    own.h_dropped = a->h_dropped != NULL ? a->h_dropped + p * a->B * U : NULL;                \
+    own.rec_dropout = a->rec_dropout != NULL ? a->rec_dropout + b0 * U : NULL;                \
+    own.mask = a->mask != NULL ? a->mask + b0 * T : NULL;                                     \
+    own.first_valid = a->first_valid != NULL ? a->first_valid + b0 : NULL;                    \
+    own.out_seq = a->out_seq != NULL ? a->out_seq + b0 * T * U : NULL;                        \
+    own.out_last = a->out_last + b0 * U;                                                      \
+    own.trace = a->trace != NULL ? a->trace + b0 * T * U : NULL;  /* trace_plane stays */     \
+    lstmc_team_init(&alone, 1, a->team_seats + p, a->patience, a->regroup_first);             \
+    lstmc_recurrence_thread_##SFX(&own, &alone, step, project, 1);                            \
+    if (alone.final_h != own.h)                                                               \
+        memcpy(own.h, alone.final_h, (size_t)(own.B * U) * sizeof(REAL));                     \
+}                                                                                             \
 static void lstmc_recurrence_groups_##SFX(const lstmc_recurrence_args_##SFX *a,              \
                                           lstmc_team *team, lstmc_step_fn_##SFX step,         \
-                                          lstmc_project_fn_##SFX project, ptrdiff_t *next) {  \
-    const ptrdiff_t T = a->T, U = a->U, groups = (a->B + a->group - 1) / a->group;            \
-    ptrdiff_t g, b0;                                                                          \
-    int p, np;                                                                                \
+                                          lstmc_project_fn_##SFX project) {                   \
+    const int n = a->n_threads;  /* ranges; OpenMP may give fewer threads: they help */       \
+    ptrdiff_t g;                                                                              \
+    int p, np, q;                                                                             \
     LSTMC_THREAD_ID(p, np);                                                                   \
     __atomic_store_n(&team->full, np, __ATOMIC_RELAXED);                                      \
-    while ((g = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED)) < groups) {                    \
-        lstmc_recurrence_args_##SFX own = *a;                                                 \
-        lstmc_team alone;                                                                     \
-        b0 = g * a->group;                                                                    \
-        own.B = a->B - b0 < a->group ? a->B - b0 : a->group;                                  \
-        own.x = a->x + b0 * T * a->D;                                                         \
-        own.h = a->h + b0 * U;                                                                \
-        own.h_spare = a->h_spare + b0 * U;                                                    \
-        own.c = a->c + b0 * U;                                                                \
-        own.h_dropped = a->h_dropped != NULL ? a->h_dropped + p * a->B * U : NULL;            \
-        own.rec_dropout = a->rec_dropout != NULL ? a->rec_dropout + b0 * U : NULL;            \
-        own.mask = a->mask != NULL ? a->mask + b0 * T : NULL;                                 \
-        own.first_valid = a->first_valid != NULL ? a->first_valid + b0 : NULL;                \
-        own.out_seq = a->out_seq != NULL ? a->out_seq + b0 * T * U : NULL;                    \
-        own.out_last = a->out_last + b0 * U;                                                  \
-        own.trace = a->trace != NULL ? a->trace + b0 * T * U : NULL;  /* trace_plane stays */ \
-        lstmc_team_init(&alone, 1, a->team_seats + p, a->patience, a->regroup_first);         \
-        lstmc_recurrence_thread_##SFX(&own, &alone, step, project, 1);                        \
-        if (alone.final_h != own.h)                                                           \
-            memcpy(own.h, alone.final_h, (size_t)(own.B * U) * sizeof(REAL));                 \
+    for (q = 0; q < n; q++) {                                                                 \
+        lstmc_group_range *range = a->group_ranges + (p + q) % n;                             \
+        while ((g = __atomic_fetch_add(&range->next, 1, __ATOMIC_RELAXED)) < range->end)      \
+            lstmc_run_group_##SFX(a, step, project, g, p);                                    \
     }                                                                                         \
 }                                                                                             \
                                                                                               \
@@ -514,9 +534,14 @@ static void lstmc_recurrence_##SFX(const lstmc_recurrence_args_##SFX *a) {      
     if (a->n_threads == 1) {                                                                  \
         lstmc_recurrence_thread_##SFX(a, &team, step, project, 0);                            \
     } else if (a->group > 0) {                                                                \
-        ptrdiff_t next = 0;                                                                   \
+        const ptrdiff_t groups = (a->B + a->group - 1) / a->group;                            \
+        int p;                                                                                \
+        for (p = 0; p < a->n_threads; p++) {                                                  \
+            a->group_ranges[p].next = groups * p / a->n_threads;                              \
+            a->group_ranges[p].end = groups * (p + 1) / a->n_threads;                          \
+        }                                                                                     \
         _Pragma("omp parallel num_threads(a->n_threads)")                                     \
-        lstmc_recurrence_groups_##SFX(a, &team, step, project, &next);                        \
+        lstmc_recurrence_groups_##SFX(a, &team, step, project);                               \
         team.final_h = a->h;  /* each group put its h back */                                \
     } else {                                                                                  \
         _Pragma("omp parallel num_threads(a->n_threads)")                                     \
@@ -578,6 +603,7 @@ typedef struct {
     int prefetch, is_double;
     double patience, regroup_first;
     lstmc_seat *team_seats;
+    lstmc_group_range *group_ranges;
     int *team_counts;
 } lstmc_recurrence_args;
 
@@ -591,7 +617,7 @@ typedef struct {
         g->first_valid, g->act, g->rec_act, g->go_backwards, g->zero_output_for_mask,         \
         (REAL *)g->out_seq, (REAL *)g->out_last, (REAL *)g->trace, g->trace_plane, g->k_begin,  \
         g->k_end, g->n_threads, g->group, g->prefetch, g->patience, g->regroup_first,          \
-        g->team_seats, g->team_counts}
+        g->team_seats, g->group_ranges, g->team_counts}
 
 /* Run processing steps [k_begin, k_end) of the LSTM. */
 static void lstmc_recurrence(const lstmc_recurrence_args *g) {

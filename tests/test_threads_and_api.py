@@ -346,12 +346,14 @@ def test_a_streaming_step_runs_on_two_threads_once_each_has_its_share(rng, units
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("wide", [None, False])
 @pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("threads", [2, 3])
 def test_many_samples_on_small_weights_split_into_groups_give_one_threads_bits(rng, dtype, wide,
-                                                                             go_backwards):
+                                                                             go_backwards, threads):
     """Weights within GROUP_WEIGHT_BYTES and GROUPS_PER_THREAD tiles of samples per thread:
     the threads split the samples, each group running every step alone. A ragged last group
     and block, an odd number of steps (h ends in the spare buffer), a mask (a fully masked
-    sample among them), recurrent dropout and the trace: one thread's bits."""
+    sample among them), recurrent dropout and the trace, home ranges of 8 and 9 groups or of
+    5, 6 and 6: one thread's bits."""
     B, T, D, U = 101, 7, 5, 33
     x, K, R, b = random_problem(rng, B, T, D, U, dtype)
     h0, c0 = rng.uniform(-1, 1, (2, B, U)).astype(dtype)
@@ -362,11 +364,42 @@ def test_many_samples_on_small_weights_split_into_groups_give_one_threads_bits(r
                   recurrent_dropout_mask=dropout)
     serial = engine_forward(x, K, R, b, n_threads=1, **kwargs)
     team = {}
-    split = engine_forward(x, K, R, b, n_threads=2, team=team, **kwargs)
+    split = engine_forward(x, K, R, b, n_threads=threads, team=team, **kwargs)
     if _core.openmp_enabled():
-        assert team["threads"] == 2 and team["groups"], team
+        assert team["threads"] == threads and team["groups"], team
     for name in serial:
         np.testing.assert_array_equal(split[name], serial[name], err_msg=name)
+
+
+@pytest.mark.skipif(not _core.openmp_enabled(), reason="a build without OpenMP has no threads")
+def test_groups_of_a_thread_openmp_did_not_give_are_taken_by_the_others(tmp_path):
+    """Each thread first takes the sample groups of its home range; a range whose thread
+    OpenMP did not start (OMP_THREAD_LIMIT below the call's threads) is run by the others,
+    every group once: the same bits as one thread."""
+    code = """if True:
+        import numpy as np
+        from lstm_c import _core
+        rng = np.random.default_rng(7)
+        B, T, D, U = 96, 5, 8, 48  # three blocks: a call of three threads
+        x = rng.standard_normal((B, T, D)).astype(np.float32)
+        K, R = (0.3 * rng.standard_normal((n, 4 * U)).astype(np.float32) for n in (D, U))
+        kernel = _core.Kernel(K, R, None, 2, 1)
+        outputs = []
+        for threads in (1, 3):
+            h, c = (_core.aligned_empty((B, U), np.float32, zeros=True) for _ in range(2))
+            last, seq = _core.aligned_empty((B, U), np.float32), _core.aligned_empty((B, T, U), np.float32)
+            team = {}
+            kernel.forward(x, h, c, last, seq, n_threads=threads, _team=team)
+            outputs.append((seq, h, c))
+        assert team["groups"] and team["threads"] == 2, team
+        for one, split in zip(*outputs):
+            assert np.array_equal(one, split)
+        print("ok")
+    """
+    env = dict(package_env(), OMP_THREAD_LIMIT="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 @pytest.mark.parametrize("B, U", [(256, 64), (8, 64), (256, 512)])

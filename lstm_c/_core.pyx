@@ -369,9 +369,9 @@ cdef class Kernel:
         split every row of the outputs and states: give arrays from :func:`aligned_empty`
         (states off a cache line run as aligned copies; outputs cannot).
         ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it
-        ahead in windows of at most n steps, as even as possible; None (the default) projects ahead when the batch is smaller than a
-        tile, PROJECTION_STEPS at a time (PROJECTION_STEPS_LONG past
-        LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in
+        ahead in windows of at most n steps, as even as possible; None (the default)
+        projects ahead when the batch is smaller than a tile, PROJECTION_STEPS at a time
+        (PROJECTION_STEPS_LONG past LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in
         1 .. 6 projects batches of n steps, each spread over the n steps before it, 0 does
         not; None (the default) spreads SPREAD_STEPS where it measured faster
         (``_default_spread_steps``). Give one of the two. The results are the same bits

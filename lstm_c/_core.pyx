@@ -224,11 +224,15 @@ PROJECTION_STEPS_LONG = _PROJECTION_STEPS_LONG
 cdef Py_ssize_t _LONG_WINDOW_WEIGHT_BYTES = 12 << 20
 LONG_WINDOW_WEIGHT_BYTES = _LONG_WINDOW_WEIGHT_BYTES
 #: Steps of a one-sample call projected in a batch spread over the steps before it
-#: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps): five, the
-#: most whose sums stay in AVX-512's registers.
+#: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps): four, or six
+#: on one thread whose recurrent rows pass half of L2 with inputs as wide as the units
+#: (six steps' sums spill three of AVX-512's 32 registers, but the kernel rows are read
+#: once per six steps: the weights' bytes bind such a step, not its FMAs).
 cdef enum:
-    _SPREAD_STEPS = 5
+    _SPREAD_STEPS = 4
+    _SPREAD_STEPS_LARGE = 6
 SPREAD_STEPS = _SPREAD_STEPS
+SPREAD_STEPS_LARGE = _SPREAD_STEPS_LARGE
 
 
 def avx2_tiles():
@@ -373,8 +377,8 @@ cdef class Kernel:
         projects ahead when the batch is smaller than a tile, PROJECTION_STEPS at a time
         (PROJECTION_STEPS_LONG past LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in
         1 .. 6 projects batches of n steps, each spread over the n steps before it, 0 does
-        not; None (the default) spreads SPREAD_STEPS where it measured faster
-        (``_default_spread_steps``). Give one of the two. The results are the same bits
+        not; None (the default) spreads SPREAD_STEPS or SPREAD_STEPS_LARGE where it
+        measured faster (``_default_spread_steps``). Give one of the two. The results are the same bits
         every way.
         ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
         replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
@@ -466,18 +470,30 @@ cdef class Kernel:
         return 0
 
     cdef Py_ssize_t _default_spread_steps(self, Py_ssize_t B, Py_ssize_t T, int n_threads):
-        # One sample on one thread waits on its recurrent rows, and the projection's FMAs
-        # fill the idle cycles where the projection is a good share of the work and the
-        # weights are past L1. On the Zen 4 (one sample, 100 steps, D x U): 128 x 128
-        # -9%, 256 x 128 -14%, 256 x 256 -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x
-        # 64 +3%, 32 x 64 +9%. On two threads it lost more often than not (256 x 256:
-        # -7% to +23% from minute to minute: each core's recurrent and kernel rows fill
-        # its L2 together; benchmarks/RESULTS.md). The tile fits 512-bit blocks'
-        # registers (AVX-512's 32).
-        if (B == 1 and T > _SPREAD_STEPS and n_threads == 1 and 2 * self.input_dim >= self.units
-                and self.weight_bytes > L2_BYTES // 8 and self.lanes * (8 if self.is_double else 4) == 64):
-            return _SPREAD_STEPS
-        return 0
+        # One sample waits on its recurrent rows, and the projection's FMAs fill the idle
+        # cycles where the projection is a good share of the work and the weights are past
+        # L1 (the tile fits 512-bit blocks' registers: AVX-512's 32). On the Zen 4 (one
+        # sample, 100 steps, D x U), one thread: 128 x 128 -9%, 256 x 128 -14%, 256 x 256
+        # -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x 64 +3%, 32 x 64 +9%. Two threads
+        # in float32, batches of 4: 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512
+        # -4 to -8% (within 1% while the VM's two vCPUs are far apart; 64 x 128 +2%, and
+        # batches of 6 up to +14% then); in float64 two threads lost (256 x 256 +2 to
+        # +3%). Weights past LONG_WINDOW_WEIGHT_BYTES keep their 32-step windows: a kernel
+        # read every few steps pushed the recurrent rows out of L3 (512 x 512 in float64,
+        # 16 MB: 17.0 ms in windows, 22.1 spread; benchmarks/RESULTS.md).
+        cdef Py_ssize_t item = 8 if self.is_double else 4, D = self.input_dim, U = self.units
+        cdef Py_ssize_t steps = _SPREAD_STEPS
+        if (B != 1 or self.lanes * item != 64 or self.weight_bytes <= L2_BYTES // 8
+                or self.weight_bytes > _LONG_WINDOW_WEIGHT_BYTES):
+            return 0
+        if n_threads == 1:
+            if 2 * D < U:
+                return 0
+            if D >= U and 4 * U * U * item > L2_BYTES // 2:
+                steps = _SPREAD_STEPS_LARGE
+        elif D < U or self.is_double:
+            return 0
+        return steps if T > steps else 0
 
 
 cdef bint _has_shape(arr, int typenum, int ndim, cnp.npy_intp *dims, bint writable):

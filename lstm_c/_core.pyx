@@ -476,11 +476,12 @@ cdef class Kernel:
         # sample, 100 steps, D x U), one thread: 128 x 128 -9%, 256 x 128 -14%, 256 x 256
         # -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x 64 +3%, 32 x 64 +9%. Two threads
         # in float32, batches of 4: 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512
-        # -4 to -8% (within 1% while the VM's two vCPUs are far apart; 64 x 128 +2%, and
-        # batches of 6 up to +14% then); in float64 two threads lost (256 x 256 +2 to
-        # +3%). Weights past LONG_WINDOW_WEIGHT_BYTES keep their 32-step windows: a kernel
-        # read every few steps pushed the recurrent rows out of L3 (512 x 512 in float64,
-        # 16 MB: 17.0 ms in windows, 22.1 spread; benchmarks/RESULTS.md).
+        # -4 to -8% while the VM's two vCPUs were near each other, within 2% while they
+        # were far apart (batches of 6 then +13-15%); but 64 x 128 +2%, and in float64 two
+        # threads lost (256 x 256 +2 to +3%). Weights past LONG_WINDOW_WEIGHT_BYTES keep
+        # their 32-step windows: a kernel read every few steps pushed the recurrent rows
+        # out of L3 (512 x 512 in float64 on one thread, 16 MB: 17.0 ms in windows, 22.1
+        # in batches of 5; benchmarks/RESULTS.md).
         cdef Py_ssize_t item = 8 if self.is_double else 4, D = self.input_dim, U = self.units
         cdef Py_ssize_t steps = _SPREAD_STEPS
         if (B != 1 or self.lanes * item != 64 or self.weight_bytes <= L2_BYTES // 8

@@ -203,7 +203,7 @@ def test_one_sample_spreads_its_projection_where_it_measured_faster(rng, wide):
     assert default_spread(U=32, D=16) == 0                      # weights in L1
     assert default_spread(D=64) == 0                            # the projection too small a share
     assert default_spread(B=2) == default_spread(T=_core.SPREAD_STEPS) == 0
-    # a 16 MB kernel in float64: read every few steps, it pushed the recurrent rows out of L3
+    # 16 MB of float64 weights: a kernel read every few steps pushed the recurrent rows out of L3
     assert default_spread(T=8, D=512, U=512, dtype=np.float64) == 0
     if _core.openmp_enabled():
         assert default_spread(n_threads=2) == 0                 # inputs narrower than the units

@@ -19,7 +19,9 @@ apart, a drift of the machine's speed between the measurements showed in the rat
 float32 model in float64, whose recurrent weights lstm_c may read in float32 (they are
 float32 values: same bits); "float64-valued" runs the same weights nudged by 2^-40
 (relative) off float32 values, which it reads in float64.
-Competitors that cannot be imported show "-".
+Competitors that cannot be imported show "-". The summary's last column judges each
+shape against the speed issue's targets (TARGET_*: "met", or what was missed and by how
+much), and a line counts the shapes that met them all.
 
 GFLOP/s counts 2*B*T*4H*(D+H) flops (the two GEMMs), and "% sgemm" relates that
 to NumPy's float32 2048^3 matmul rate measured at startup (NumPy's OpenBLAS as the
@@ -65,6 +67,12 @@ REFERENCE_LIMIT_S = 5.0   # skip the NumPy reference when one run is estimated a
 RSS_SHAPE = "big"
 BUSY_LIMIT = 0.02          # share of the CPU used by other processes that spoils a measurement
 ROUNDS = 3                 # interleaved blocks each engine's runs of a shape are split into
+# The speed issue's targets, judged per shape in every run (see targets_missed)
+TARGET_RATIO = 0.8         # lstm_c's time against the best competitor's ...
+TARGET_PCT_SGEMM = 90.0    # ... or this share of sgemm's rate while still the fastest
+TARGET_STREAM_US = 5.0     # a stateful layer's call on one step
+TARGET_TRACE = 1.25        # trace mode against the plain call
+TARGET_FLOAT64 = 2.2       # float64 against float32
 
 
 # ---------------------------------------------------------------- data and engines
@@ -332,6 +340,29 @@ def bench_shape(name, engines, args, peak):
     return res
 
 
+def targets_missed(r):
+    """The speed issue's targets that shape result `r` missed, as short reasons (empty: all
+    met): lstm_c's time at most TARGET_RATIO of the best competitor's, or at least
+    TARGET_PCT_SGEMM of sgemm's rate while faster than every competitor; the stateful step
+    within TARGET_STREAM_US; trace / fast within TARGET_TRACE; float64 / float32 within
+    TARGET_FLOAT64, for float32-valued weights (the issue's float64) and float64-valued
+    ones."""
+    missed = []
+    ratio, pct = r.get("ratio_vs_best"), r["engines"]["lstm_c"].get("pct_sgemm")
+    if ratio is None:
+        missed.append("no competitor")
+    elif ratio > TARGET_RATIO and not (pct is not None and pct >= TARGET_PCT_SGEMM and ratio < 1):
+        missed.append(f"speed {ratio:.2f}" + (f" at {pct:.0f}% sgemm" if pct is not None else ""))
+    step = r.get("stateful_step_us")
+    if step is not None and step > TARGET_STREAM_US:
+        missed.append(f"step {step:.1f} µs")
+    for key, limit, label in (("trace_ratio", TARGET_TRACE, "trace"), ("f64_ratio", TARGET_FLOAT64, "float64"),
+                              ("f64_valued_ratio", TARGET_FLOAT64, "float64-valued")):
+        if r.get(key) is not None and r[key] > limit:
+            missed.append(f"{label} {r[key]:.2f}")
+    return missed
+
+
 def wait_until_quiet(max_wait_s=300, window_s=3.0):
     """Sleep until other processes use < BUSY_LIMIT of the CPU over a window (or give up)."""
     deadline = time.time() + max_wait_s
@@ -435,11 +466,17 @@ def report(meta, results, engines, markdown):
                        "time / lstm_c", "max abs diff"], rows, markdown))
     rows = [[r["shape"], fmt(r["engines"]["lstm_c"]["ms"], ".3f"), r.get("best", "-"),
              fmt(r.get("ratio_vs_best")), fmt(r["trace_ratio"]), fmt(r["f64_ratio"]),
-             fmt(r.get("f64_valued_ratio")), fmt(r.get("foreign_cpu_pct"), ".1f")]
+             fmt(r.get("f64_valued_ratio")), fmt(r.get("foreign_cpu_pct"), ".1f"),
+             "; ".join(r["targets_missed"]) or "met"]
             for r in results]
     out += ["", render(["shape", "lstm_c ms", "best competitor", "lstm_c / best",
                         "trace / fast", "float64 / float32", "float64-valued / float32",
-                        "other CPU %"], rows, markdown)]
+                        "other CPU %", "targets"], rows, markdown)]
+    met = sum(not r["targets_missed"] for r in results)
+    out.append(f"\nThe speed issue's targets (lstm_c / best <= {TARGET_RATIO:g}, or >= "
+               f"{TARGET_PCT_SGEMM:g}% of sgemm and the fastest; a stateful step <= {TARGET_STREAM_US:g} µs; "
+               f"trace / fast <= {TARGET_TRACE:g}; float64 / float32 <= {TARGET_FLOAT64:g}): "
+               f"met on {met} of {len(results)} shapes.")
     for r in results:
         if "stateful_step_us" in r:
             out.append(f"\n{r['shape']}: stateful lstm_c layer, one (1,1,{r['D']}) step per call (best of 7 runs): "
@@ -508,6 +545,7 @@ def main(argv=None):
             wait_until_quiet()
         if name == RSS_SHAPE:  # outside the timed window: memory does not mind a busy machine
             res["peak_rss"] = {e: peak_rss(e, args.threads) for e in engines}
+        res["targets_missed"] = targets_missed(res)
         results.append(res)
     for r in results:  # "-" for engines that could not be imported
         for e in missing:

@@ -323,6 +323,29 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
                 const REAL *w_in = a->wp + blk * (D + U) * 4 * W, *w_rec = w_in + D * 4 * W;  \
                 const REAL *projected = a->projection != NULL                                 \
                     ? a->projection + ((blk * a->TB + kk) * a->B + b0) * 4 * W : NULL;       \
+                if (ns == 1 && q + 1 < nb && spread_ns == 0) {                                \
+                    /* one sample: this block and the next side by side (the pair tile) */    \
+                    const ptrdiff_t blk_1 = blks[q + 1];                                      \
+                    const REAL *w_in_1 = a->wp + blk_1 * (D + U) * 4 * W;                     \
+                    const REAL *w_rec_1 = w_in_1 + D * 4 * W;                                 \
+                    REAL *out = acc + q * W;                                                  \
+                    if (projected != NULL && a->rec_single != NULL)                           \
+                        lstmc_pair_##SFX##s##W(projected, projected + a->TB * a->B * 4 * W * (blk_1 - blk), \
+                                               NULL, NULL, NULL, 0, a->rec_single + blk * U * 4 * W, \
+                                               a->rec_single + blk_1 * U * 4 * W, h_in + b0 * U, U, \
+                                               out, out + W, nb * W);                         \
+                    else if (projected != NULL)                                               \
+                        lstmc_pair_##SFX##W(projected, projected + a->TB * a->B * 4 * W * (blk_1 - blk), \
+                                            NULL, NULL, NULL, 0, w_rec, w_rec_1, h_in + b0 * U, U, \
+                                            out, out + W, nb * W);                            \
+                    else                                                                      \
+                        lstmc_pair_##SFX##W(a->bias != NULL ? a->bias + blk * 4 * W : NULL,   \
+                                            a->bias != NULL ? a->bias + blk_1 * 4 * W : NULL, \
+                                            w_in, w_in_1, a->x + (b0 * a->T + t) * D, D,      \
+                                            w_rec, w_rec_1, h_in + b0 * U, U, out, out + W, nb * W); \
+                    q++;                                                                      \
+                    continue;                                                                 \
+                }                                                                             \
                 if (projected != NULL && spread_ns > 0) {                                     \
                     /* its gates, and its slice of the batch built (from the bias at first) */ \
                     const REAL *bias = a->bias != NULL ? a->bias + blk * 4 * W : NULL;        \

@@ -159,6 +159,57 @@ static void NAME(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, B_REAL)) {               
     LSTMC_BY_SAMPLES(NAME, ns, (LSTMC_TILE_ARGS))                                             \
 }
 
+/* ---- The pair tile: one sample, two blocks. -----------------------------------------
+ *
+ * A one-sample tile sums 4 chains, one per gate, each FMA waiting on the last. With
+ * 256-bit blocks a row is 128 bytes, so 4 chains at AVX2's FMA latency of 4 cycles take
+ * a row every 4 cycles, 32 bytes a cycle: exactly the Zen 3's L2 rate, and two limits
+ * that equal each other overlap badly (LSTM(128)'s streaming step read its weights at
+ * ~20 bytes a cycle). This tile runs two blocks' rows side by side, 8 chains, so only L2
+ * limits it. Each block sums in the one-sample tile's order: the same bits. Parameters as
+ * the tile's with NS = 1, a pair of each per-block one (init: NULL = zeros). */
+#define LSTMC_PAIR_PARAMS(REAL, B_REAL)                                                        \
+    const REAL *init0, const REAL *init1, const REAL *w_a0, const REAL *w_a1, const REAL *a,  \
+    ptrdiff_t n_a, const B_REAL *w_b0, const B_REAL *w_b1, const REAL *b, ptrdiff_t n_b,      \
+    REAL *out0, REAL *out1, ptrdiff_t ld_out_g
+#define LSTMC_PAIR_ARGS init0, init1, w_a0, w_a1, a, n_a, w_b0, w_b1, b, n_b, out0, out1, ld_out_g
+#define LSTMC_PAIR_ROWS(W, LOAD, w0, w1, v, n)                                                 \
+    for (k = 0; k < (n); k++) {                                                               \
+        const __typeof__(acc0[0][0]) e = (v)[k];                                             \
+        _Pragma("GCC unroll 4")                                                               \
+        for (g = 0; g < 4; g++) {                                                             \
+            acc0[g] += e * LOAD((w0) + (k * 4 + g) * W);                                      \
+            acc1[g] += e * LOAD((w1) + (k * 4 + g) * W);                                      \
+        }                                                                                     \
+    }
+#define LSTMC_DEFINE_PAIR_TILE(NAME, REAL, B_REAL, W, ATTR, LOAD_B)                            \
+ATTR                                                                                          \
+static void NAME(LSTMC_PAIR_PARAMS(REAL, B_REAL)) {                                           \
+    typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));   \
+    typedef B_REAL b_vec __attribute__((vector_size(W * sizeof(B_REAL)), aligned(sizeof(B_REAL)), unused)); \
+    vec acc0[4], acc1[4];                                                                     \
+    ptrdiff_t k;                                                                              \
+    int g;                                                                                    \
+    _Pragma("GCC unroll 4")                                                                   \
+    for (g = 0; g < 4; g++) {                                                                 \
+        acc0[g] = init0 != NULL ? *(const vec *)(init0 + g * W) : (vec){0};                   \
+        acc1[g] = init1 != NULL ? *(const vec *)(init1 + g * W) : (vec){0};                   \
+    }                                                                                         \
+    LSTMC_PAIR_ROWS(W, LSTMC_LOAD, w_a0, w_a1, a, n_a)                                        \
+    LSTMC_PAIR_ROWS(W, LOAD_B, w_b0, w_b1, b, n_b)                                            \
+    _Pragma("GCC unroll 4")                                                                   \
+    for (g = 0; g < 4; g++) {                                                                 \
+        *(vec *)(out0 + g * ld_out_g) = acc0[g];                                              \
+        *(vec *)(out1 + g * ld_out_g) = acc1[g];                                              \
+    }                                                                                         \
+}
+/* Where a one-sample tile is not latency-bound, two calls of it (the same bits). */
+#define LSTMC_DEFINE_PAIR_AS_TWO(NAME, TILE, REAL, B_REAL)                                      \
+static void NAME(LSTMC_PAIR_PARAMS(REAL, B_REAL)) {                                           \
+    TILE(1, init0, 0, w_a0, a, 0, n_a, w_b0, b, 0, n_b, out0, 0, ld_out_g, NULL, 0);          \
+    TILE(1, init1, 0, w_a1, a, 0, n_a, w_b1, b, 0, n_b, out1, 0, ld_out_g, NULL, 0);          \
+}
+
 /* ---- The spread tile: a one-sample step that also projects the input ahead. ------------
  *
  * With one sample, a step waits on its recurrent rows streaming in from L2 or L3 and
@@ -328,6 +379,33 @@ static int lstmc_single_rows(ptrdiff_t W) { (void)W; return 1; }
 #endif
 #define lstmc_tile_fs16 lstmc_tile_f16
 #define lstmc_tile_fs8 lstmc_tile_f8
+
+/* Pair tiles (one sample, two blocks): side by side where the AVX2 tiles run, built as
+ * they are; elsewhere two calls of the one-sample tile (512-bit blocks are bound by L2,
+ * baseline x86-64's 128-bit registers already give a tile 8 chains). */
+#if defined(LSTMC_HAVE_CLONES) && LSTMC_ISA_LIMIT >= 3
+#define LSTMC_DEFINE_NARROW_PAIR(NAME, TILE, REAL)                                             \
+    LSTMC_DEFINE_PAIR_TILE(NAME##_avx2, REAL, REAL, LSTMC_VECTOR_BYTES / sizeof(REAL),        \
+                           __attribute__((target("arch=x86-64-v3"))), LSTMC_LOAD)             \
+    LSTMC_DEFINE_PAIR_AS_TWO(NAME##_base, TILE##_base, REAL, REAL)                            \
+    typedef void (*NAME##_fn)(LSTMC_PAIR_PARAMS(REAL, REAL));                                 \
+    static NAME##_fn NAME##_resolve(void) {                                                   \
+        return lstmc_avx2_tiles() ? NAME##_avx2 : NAME##_base;                                \
+    }                                                                                         \
+    static void NAME(LSTMC_PAIR_PARAMS(REAL, REAL)) __attribute__((ifunc(#NAME "_resolve")));
+LSTMC_DEFINE_PAIR_TILE(lstmc_pair_ds4, double, float, 4, __attribute__((target("arch=x86-64-v3"))),
+                       LSTMC_WIDEN_256)
+#else
+#define LSTMC_DEFINE_NARROW_PAIR(NAME, TILE, REAL) LSTMC_DEFINE_PAIR_AS_TWO(NAME, TILE, REAL, REAL)
+LSTMC_DEFINE_PAIR_AS_TWO(lstmc_pair_ds4, lstmc_tile_ds4, double, float)
+#endif
+LSTMC_DEFINE_NARROW_PAIR(lstmc_pair_f8, lstmc_tile_f8, float)
+LSTMC_DEFINE_NARROW_PAIR(lstmc_pair_d4, lstmc_tile_d4, double)
+LSTMC_DEFINE_PAIR_AS_TWO(lstmc_pair_f16, lstmc_tile_f16, float, float)
+LSTMC_DEFINE_PAIR_AS_TWO(lstmc_pair_d8, lstmc_tile_d8, double, double)
+LSTMC_DEFINE_PAIR_AS_TWO(lstmc_pair_ds8, lstmc_tile_ds8, double, float)
+#define lstmc_pair_fs16 lstmc_pair_f16
+#define lstmc_pair_fs8 lstmc_pair_f8
 
 /* Spread tiles for every width, cloned like the tiles whose bits they must give (the
  * projection's and the step's); those over float32 recurrent rows built as the ds tiles

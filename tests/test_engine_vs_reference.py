@@ -209,6 +209,26 @@ def test_block_widths_and_input_projection_match_reference(problem, n_threads):
         np.testing.assert_array_equal(got[name], serial[name], err_msg=name)
 
 
+@settings(max_examples=100, deadline=None)
+@given(kernel_variants(), st.integers(1, 2), st.booleans())
+def test_a_sample_alone_gets_the_bits_it_gets_in_a_batch(problem, n_threads, float32_valued):
+    """A sample run alone (one-sample tiles; with 256-bit blocks on AVX2, two blocks side
+    by side: the pair tile) gets the bits it gets among others (tiles of several samples),
+    over float64 or float32-valued recurrent rows: every unit sums bias, x rows, then h
+    rows in one order, whoever it is batched with."""
+    x, (K, R, b), mask, state, options = problem
+    if float32_valued:
+        R = R.astype(np.float32).astype(R.dtype)
+    batch = engine_forward(x, K, R, b, *(state or (None, None)), mask, n_threads=n_threads, **options)
+    for s in range(x.shape[0]):
+        one = slice(s, s + 1)
+        h0, c0 = (None, None) if state is None else (state[0][one], state[1][one])
+        alone = engine_forward(x[one], K, R, b, h0, c0, None if mask is None else mask[one],
+                               n_threads=n_threads, **options)
+        for name in batch:
+            np.testing.assert_array_equal(alone[name][0], batch[name][s], err_msg=f"{name} sample {s}")
+
+
 def _avx512_level():
     """The CPU has x86-64-v4's AVX-512 (Linux: from /proc/cpuinfo; False elsewhere) and
     this build may use it (lstm_c._core.ISA_LIMIT)."""

@@ -31,8 +31,10 @@ GUARDED = [
     (re.compile(r"lstmc_\w*_avx2_[fd]$"), 3),
     # the 256-bit tiles' AVX2 set: the ifunc resolver lstmc_avx2_tiles() (_tile.h)
     (re.compile(r"lstmc_tile_[fd][48]_avx2_\d$"), 3),
+    # ... and its pair tiles (one sample, two blocks), behind the same resolver
+    (re.compile(r"lstmc_pair_[fd][48]_avx2$"), 3),
     # float64 over float32 rows of 256-bit blocks: lstmc_single_rows (x86-64-v3)
-    (re.compile(r"lstmc_(tile|spread)_ds4_\d$"), 3),
+    (re.compile(r"lstmc_(tile|spread)_ds4_\d$|lstmc_pair_ds4$"), 3),
     # the gate math and cell's AVX-512 versions: LSTMC_CPU_SUPPORTS("avx512f")
     (re.compile(r"lstmc_\w*_avx512_[fd]$"), 4),
     # float64 over float32 rows of 512-bit blocks: lstmc_single_rows (x86-64-v4)

@@ -161,13 +161,16 @@ static void NAME(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, B_REAL)) {               
 
 /* ---- The pair tile: one sample, two blocks. -----------------------------------------
  *
- * A one-sample tile sums 4 chains, one per gate, each FMA waiting on the last. With
- * 256-bit blocks a row is 128 bytes, so 4 chains at AVX2's FMA latency of 4 cycles take
- * a row every 4 cycles, 32 bytes a cycle: exactly the Zen 3's L2 rate, and two limits
- * that equal each other overlap badly (LSTM(128)'s streaming step read its weights at
- * ~20 bytes a cycle). This tile runs two blocks' rows side by side, 8 chains, so only L2
- * limits it. Each block sums in the one-sample tile's order: the same bits. Parameters as
- * the tile's with NS = 1, a pair of each per-block one (init: NULL = zeros). */
+ * A one-sample tile sums 4 chains, one per gate, each FMA waiting on the last: with
+ * 256-bit blocks on AVX2 (FMA latency 4 cycles), a row every 4 cycles at best. A float32
+ * row is 128 bytes, so that is about L2's rate on the Zen 3 (32 bytes a cycle), but a
+ * float32 row widened for float64 (the ds tiles) is 64: the chains held those steps to
+ * half of it. This tile runs two blocks' rows side by side: 8 chains, two streams of rows.
+ * The tiles alone on the Zen 3 (benchmarks/pair_tile.c, GFLOP/s): float32 rows widened
+ * 22-24 -> 30-37; float32 rows in L2 40-43 -> 43-44, from L3 (4 MB) 29-34 -> 33-34;
+ * float64 rows 5-15% faster. Each block sums in the one-sample tile's order: the same
+ * bits. Parameters as the tile's with NS = 1, a pair of each per-block one (init: NULL =
+ * zeros). */
 #define LSTMC_PAIR_PARAMS(REAL, B_REAL)                                                        \
     const REAL *init0, const REAL *init1, const REAL *w_a0, const REAL *w_a1, const REAL *a,  \
     ptrdiff_t n_a, const B_REAL *w_b0, const B_REAL *w_b1, const REAL *b, ptrdiff_t n_b,      \

@@ -328,16 +328,17 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
                     const ptrdiff_t blk_1 = blks[q + 1];                                      \
                     const REAL *w_in_1 = a->wp + blk_1 * (D + U) * 4 * W;                     \
                     const REAL *w_rec_1 = w_in_1 + D * 4 * W;                                 \
+                    const REAL *projected_1 = projected != NULL                               \
+                        ? projected + (blk_1 - blk) * a->TB * a->B * 4 * W : NULL;            \
                     REAL *out = acc + q * W;                                                  \
                     if (projected != NULL && a->rec_single != NULL)                           \
-                        lstmc_pair_##SFX##s##W(projected, projected + a->TB * a->B * 4 * W * (blk_1 - blk), \
-                                               NULL, NULL, NULL, 0, a->rec_single + blk * U * 4 * W, \
+                        lstmc_pair_##SFX##s##W(projected, projected_1, NULL, NULL, NULL, 0,   \
+                                               a->rec_single + blk * U * 4 * W,               \
                                                a->rec_single + blk_1 * U * 4 * W, h_in + b0 * U, U, \
                                                out, out + W, nb * W);                         \
                     else if (projected != NULL)                                               \
-                        lstmc_pair_##SFX##W(projected, projected + a->TB * a->B * 4 * W * (blk_1 - blk), \
-                                            NULL, NULL, NULL, 0, w_rec, w_rec_1, h_in + b0 * U, U, \
-                                            out, out + W, nb * W);                            \
+                        lstmc_pair_##SFX##W(projected, projected_1, NULL, NULL, NULL, 0, w_rec, \
+                                            w_rec_1, h_in + b0 * U, U, out, out + W, nb * W); \
                     else                                                                      \
                         lstmc_pair_##SFX##W(a->bias != NULL ? a->bias + blk * 4 * W : NULL,   \
                                             a->bias != NULL ? a->bias + blk_1 * 4 * W : NULL, \

@@ -175,7 +175,6 @@ static void NAME(ptrdiff_t ns, LSTMC_TILE_PARAMS(REAL, B_REAL)) {               
     const REAL *init0, const REAL *init1, const REAL *w_a0, const REAL *w_a1, const REAL *a,  \
     ptrdiff_t n_a, const B_REAL *w_b0, const B_REAL *w_b1, const REAL *b, ptrdiff_t n_b,      \
     REAL *out0, REAL *out1, ptrdiff_t ld_out_g
-#define LSTMC_PAIR_ARGS init0, init1, w_a0, w_a1, a, n_a, w_b0, w_b1, b, n_b, out0, out1, ld_out_g
 #define LSTMC_PAIR_ROWS(W, LOAD, w0, w1, v, n)                                                 \
     for (k = 0; k < (n); k++) {                                                               \
         const __typeof__(acc0[0][0]) e = (v)[k];                                             \
@@ -206,7 +205,7 @@ static void NAME(LSTMC_PAIR_PARAMS(REAL, B_REAL)) {                             
         *(vec *)(out1 + g * ld_out_g) = acc1[g];                                              \
     }                                                                                         \
 }
-/* Where a one-sample tile is not latency-bound, two calls of it (the same bits). */
+/* Where the pair would gain nothing, two calls of the one-sample tile (the same bits). */
 #define LSTMC_DEFINE_PAIR_AS_TWO(NAME, TILE, REAL, B_REAL)                                      \
 static void NAME(LSTMC_PAIR_PARAMS(REAL, B_REAL)) {                                           \
     TILE(1, init0, 0, w_a0, a, 0, n_a, w_b0, b, 0, n_b, out0, 0, ld_out_g, NULL, 0);          \

@@ -31,6 +31,7 @@ class Kernel:
     input_dim: int
     units: int
     lanes: int
+    single_rows_min_bytes: int
     recurrent_rows_float32: Optional[np.ndarray]
     def __init__(
         self,

@@ -95,11 +95,15 @@ STREAMED_TRACE_BYTES = LSTMC_STREAMED_TRACE_BYTES
 L2_BYTES = lstmc_l2_bytes()
 cdef Py_ssize_t _PREFETCH_BYTES = L2_BYTES
 #: A float64 call with the input projected ahead reads float32 copies of float32-valued
-#: recurrent rows (Kernel's ``single_rows``) when a thread's share of the float64 rows
-#: exceeds this, 5/8 of L2: below it the rows stay in L2 and widening each float32 row
-#: (two uops on the FMA ports) costs more than reading twice the bytes (one sequence of
-#: LSTM(128), 0.5 MB: float64 / float32 2.09 vs 2.34 widened; 1.1 MB: 2.24 vs 2.33;
-#: 1.5 MB: 2.52 vs 2.30; 2 MB: 3.04 vs 2.33, on one Xeon core with 2 MB of L2).
+#: recurrent rows (Kernel's ``single_rows``) of 512-bit blocks when a thread's share of
+#: the float64 rows exceeds this, 5/8 of L2: below it the rows stay in L2 and widening
+#: each float32 row (two uops on the FMA ports) costs more than reading twice the bytes
+#: (one sequence of LSTM(128), 0.5 MB: float64 / float32 2.09 vs 2.34 widened; 1.1 MB:
+#: 2.24 vs 2.33; 1.5 MB: 2.52 vs 2.30; 2 MB: 3.04 vs 2.33, on one Xeon core with 2 MB of
+#: L2). 256-bit blocks read them in every call (Kernel.single_rows_min_bytes is 0): on
+#: AVX2, one sample's pair tile widens them at ~1.6x the float64 rows' rate even in L2,
+#: and on a Zen 3 the float32 rows were 6-18% faster below this share (LSTM(32) to
+#: LSTM(128), 1-5 samples, one and two threads), 11-35% above it.
 cdef Py_ssize_t _SINGLE_ROWS_MIN_BYTES = 5 * L2_BYTES // 8
 SINGLE_ROWS_MIN_BYTES = _SINGLE_ROWS_MIN_BYTES
 #: A call on several threads splits the samples instead of the blocks when its weights
@@ -303,19 +307,19 @@ cdef class Kernel:
         (``recurrent_rows_float32``), which steps with the input projected ahead read
         at half the bytes, for the same bits (on CPUs where the two tiles contract alike:
         x86-64-v4 for 512-bit blocks, v3 for 256-bit). None (the default) reads them in
-        calls where a thread's share of the float64 rows exceeds ``SINGLE_ROWS_MIN_BYTES``,
-        True in every call; False keeps float64 rows only (tests compare the two).
+        calls where a thread's share of the float64 rows exceeds ``single_rows_min_bytes``
+        (``SINGLE_ROWS_MIN_BYTES`` for 512-bit blocks, 0 for 256-bit ones), True in every
+        call; False keeps float64 rows only (tests compare the two).
     """
 
     cdef readonly object weights, bias, dtype, recurrent_rows_float32
-    cdef readonly Py_ssize_t input_dim, units, lanes
+    cdef readonly Py_ssize_t input_dim, units, lanes, single_rows_min_bytes
     cdef Py_ssize_t n_blocks
     cdef int activation, recurrent_activation
     cdef bint is_double
     cdef const void *weights_ptr
     cdef const void *bias_ptr
     cdef const float *rec_single_ptr
-    cdef bint rec_single_always
     cdef Py_ssize_t weight_bytes, float64_rec_bytes
 
     def __init__(self, kernel, recurrent_kernel, bias, int activation, int recurrent_activation,
@@ -347,7 +351,8 @@ cdef class Kernel:
         self.bias_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.bias) if self.bias is not None else NULL
         self.recurrent_rows_float32 = None
         self.rec_single_ptr = NULL
-        self.rec_single_always = single_rows is True
+        self.single_rows_min_bytes = (0 if single_rows is True or self.lanes == LSTMC_LANES_DOUBLE
+                                      else _SINGLE_ROWS_MIN_BYTES)
         self.float64_rec_bytes = self.n_blocks * U * 4 * self.lanes * 8
         if self.is_double and single_rows is not False and lstmc_single_rows(self.lanes):
             self.recurrent_rows_float32 = float32_rows(self.weights[:, D:])
@@ -385,7 +390,7 @@ cdef class Kernel:
         a barrier a fall-back), and which receives ``fallbacks`` and ``regroups``: how often
         the team left thread 0 alone and came back together, ``threads``: how many
         threads the call ran on, ``single_rows``: whether its steps read the float32
-        recurrent rows (``SINGLE_ROWS_MIN_BYTES``), ``groups``: whether its threads
+        recurrent rows (``single_rows_min_bytes``), ``groups``: whether its threads
         split the samples instead of the blocks (``GROUP_WEIGHT_BYTES``), ``spread``:
         the spread batch's steps (0: none), and ``projection_steps``: the steps projected
         ahead at a time (0: fused; a spread's are its two batches).
@@ -596,8 +601,8 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     args.B, args.T, args.D, args.U = B, T, D, U
     args.nblk, args.W = kernel.n_blocks, kernel.lanes
     args.wp, args.bias = kernel.weights_ptr, kernel.bias_ptr
-    args.rec_single = (kernel.rec_single_ptr if kernel.rec_single_always
-                       or kernel.float64_rec_bytes > _SINGLE_ROWS_MIN_BYTES * n_threads else NULL)
+    args.rec_single = (kernel.rec_single_ptr
+                       if kernel.float64_rec_bytes > kernel.single_rows_min_bytes * n_threads else NULL)
     args.first_valid = (<const Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>first_valid)
                         if first_valid is not None else NULL)
     args.TB, args.spread = projection_steps, <int>spread

@@ -8,7 +8,7 @@
  * passes over `blocks` blocks of `rows` rows (float32: 128 bytes a row). The pair's results
  * are checked against the tiles' bit for bit.
  *
- *     cc -O3 -fno-math-errno -fno-trapping-math -Wno-unused-function -Ilstm_c \
+ *     cc -O3 -fno-math-errno -fno-trapping-math -Wno-unused-function -Ilstm_c                  \
  *         benchmarks/pair_tile.c -o /tmp/pair_tile
  *     /tmp/pair_tile 256 16 1000    # rows blocks reps: float32 rows, 512 KB
  *
@@ -20,6 +20,11 @@
 #include <time.h>
 
 #include "_tile.h"
+
+/* aligned_alloc wants a size that is a multiple of the alignment */
+static void *alloc_lines(size_t bytes) {
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
 
 static double now(void) {
     struct timespec t;
@@ -34,7 +39,7 @@ static void NAME(int pair, const REAL *init, const B_REAL *w, const REAL *h, lon
                  long blocks, REAL *out) {                                                      \
     for (long b = 0; b < blocks; b += 2) {                                                      \
         const B_REAL *w0 = w + b * rows * 4 * W, *w1 = w0 + rows * 4 * W;                       \
-        REAL *out0 = out + b * 4 * W, *out1 = out0 + 4 * W;                                    \
+        REAL *out0 = out + b * 4 * W, *out1 = out0 + 4 * W;                                     \
         if (pair) {                                                                             \
             PAIR(init, init, NULL, NULL, NULL, 0, w0, w1, h, rows, out0, out1, W);              \
         } else {                                                                                \
@@ -47,16 +52,16 @@ DEFINE_PASS(pass_f8, lstmc_tile_f8, lstmc_pair_f8, float, float, 8)
 DEFINE_PASS(pass_d4, lstmc_tile_d4, lstmc_pair_d4, double, double, 4)
 DEFINE_PASS(pass_ds4, lstmc_tile_ds4, lstmc_pair_ds4, double, float, 4)
 
-/* Best GFLOP/s of `reps` passes, single tiles and pairs in turn; 0 if their bits differ. */
+/* Best GFLOP/s of `reps` passes, single tiles and pairs in turn, and whether their bits agree. */
 #define DEFINE_MEASURE(NAME, PASS, REAL, B_REAL, W)                                             \
-static void NAME(const char *label, long rows, long blocks, int reps) {                        \
-    B_REAL *w = aligned_alloc(64, rows * blocks * 4 * W * sizeof(B_REAL));                      \
-    REAL *h = aligned_alloc(64, rows * sizeof(REAL)), init[4 * W];                              \
-    REAL *out[2] = {aligned_alloc(64, blocks * 4 * W * sizeof(REAL)),                           \
-                    aligned_alloc(64, blocks * 4 * W * sizeof(REAL))};                          \
+static void NAME(const char *label, long rows, long blocks, int reps) {                         \
+    B_REAL *w = alloc_lines(rows * blocks * 4 * W * sizeof(B_REAL));                            \
+    REAL *h = alloc_lines(rows * sizeof(REAL)), init[4 * W];                                    \
+    REAL *out[2] = {alloc_lines(blocks * 4 * W * sizeof(REAL)),                                 \
+                    alloc_lines(blocks * 4 * W * sizeof(REAL))};                                \
     double best[2] = {1e30, 1e30};                                                              \
-    for (long i = 0; i < rows * blocks * 4 * W; i++) w[i] = (B_REAL)(1e-3 * (double)(i % 13)); \
-    for (long i = 0; i < rows; i++) h[i] = (REAL)(1e-2 * (double)(i % 7));                     \
+    for (long i = 0; i < rows * blocks * 4 * W; i++) w[i] = (B_REAL)(1e-3 * (double)(i % 13));  \
+    for (long i = 0; i < rows; i++) h[i] = (REAL)(1e-2 * (double)(i % 7));                      \
     for (int i = 0; i < 4 * W; i++) init[i] = (REAL)0.1;                                        \
     for (int r = 0; r < reps; r++)                                                              \
         for (int pair = 0; pair < 2; pair++) {                                                  \
@@ -65,10 +70,10 @@ static void NAME(const char *label, long rows, long blocks, int reps) {         
             const double t = now() - t0;                                                        \
             if (t < best[pair]) best[pair] = t;                                                 \
         }                                                                                       \
-    const int same = memcmp(out[0], out[1], blocks * 4 * W * sizeof(REAL)) == 0;               \
+    const int same = memcmp(out[0], out[1], blocks * 4 * W * sizeof(REAL)) == 0;                \
     const double flops = 2.0 * (double)(rows * blocks * 4 * W);                                 \
-    printf("%-26s %7.0f KB  tiles %5.1f  pair %5.1f GFLOP/s  %s\n", label,                     \
-           (double)(rows * blocks * 4 * W * sizeof(B_REAL)) / 1024, flops / best[0] / 1e9,     \
+    printf("%-26s %7.0f KB  tiles %5.1f  pair %5.1f GFLOP/s  %s\n", label,                      \
+           (double)(rows * blocks * 4 * W * sizeof(B_REAL)) / 1024, flops / best[0] / 1e9,      \
            flops / best[1] / 1e9, same ? "same bits" : "BITS DIFFER");                          \
     free(w); free(h); free(out[0]); free(out[1]);                                               \
 }

@@ -12,6 +12,7 @@ MIN_CALL_WORK_FOR_THREADS: int
 PROJECTION_STEPS: int
 STREAMED_TRACE_BYTES: int
 L2_BYTES: int
+L2_FEEDS_32_BYTES: bool
 SINGLE_ROWS_MIN_BYTES: int
 GROUP_WEIGHT_BYTES: int
 GROUPS_PER_THREAD: int
@@ -32,6 +33,7 @@ class Kernel:
     units: int
     lanes: int
     single_rows_min_bytes: int
+    single_rows_max_samples: int
     recurrent_rows_float32: Optional[np.ndarray]
     def __init__(
         self,

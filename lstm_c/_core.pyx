@@ -18,6 +18,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cython cimport floating
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free
 
 cdef extern from "<stdlib.h>" nogil:
@@ -31,6 +32,7 @@ from ._openmp cimport LSTMC_OPENMP_ENABLED, omp_get_num_procs
 
 cdef extern from "_cpu.h" nogil:
     int LSTMC_ISA_LIMIT
+    int lstmc_l2_feeds_32_bytes()
 
 cdef extern from "_activations.h" nogil:
     int LSTMC_N_ACTIVATIONS
@@ -94,17 +96,26 @@ STREAMED_TRACE_BYTES = LSTMC_STREAMED_TRACE_BYTES
 #: weights per thread exceed this prefetches the next block's weights as it goes.
 L2_BYTES = lstmc_l2_bytes()
 cdef Py_ssize_t _PREFETCH_BYTES = L2_BYTES
+#: Whether this CPU's L2 feeds a core 32 bytes a cycle (AMD Zen 1 to Zen 4), not 64.
+L2_FEEDS_32_BYTES = bool(lstmc_l2_feeds_32_bytes())
 #: A float64 call with the input projected ahead reads float32 copies of float32-valued
 #: recurrent rows (Kernel's ``single_rows``) of 512-bit blocks when a thread's share of
-#: the float64 rows exceeds this, 5/8 of L2: below it the rows stay in L2 and widening
-#: each float32 row (two uops on the FMA ports) costs more than reading twice the bytes
-#: (one sequence of LSTM(128), 0.5 MB: float64 / float32 2.09 vs 2.34 widened; 1.1 MB:
-#: 2.24 vs 2.33; 1.5 MB: 2.52 vs 2.30; 2 MB: 3.04 vs 2.33, on one Xeon core with 2 MB of
-#: L2). 256-bit blocks read them in every call (Kernel.single_rows_min_bytes is 0): on
-#: AVX2, one sample's pair tile widens them at ~1.6x the float64 rows' rate even in L2,
-#: and on a Zen 3 the float32 rows were 6-18% faster below this share (LSTM(32) to
-#: LSTM(128), 1-5 samples, one and two threads), 11-35% above it.
-cdef Py_ssize_t _SINGLE_ROWS_MIN_BYTES = 5 * L2_BYTES // 8
+#: the float64 rows exceeds this. Widening a float32 row costs uops the tiles' FMAs want,
+#: so it pays only where the rows' bytes bound the step:
+#: - Where L2 feeds 64 bytes a cycle, past 5/8 of L2: below it the rows stay in L2 (one
+#:   sequence of LSTM(128), 0.5 MB: float64 / float32 2.09 vs 2.34 widened; 1.1 MB: 2.24
+#:   vs 2.33; 1.5 MB: 2.52 vs 2.30; 2 MB: 3.04 vs 2.33, on one Xeon core with 2 MB of L2).
+#: - Where it feeds 32 (a Zen 4), past a sixth of L2, and for one sample only
+#:   (Kernel.single_rows_max_samples): one sample's tile waits on L2 for float64 rows that
+#:   do not fit L1 (float32 rows / float64 rows, 100 steps: 0.99-1.03 at 64-144 KB a
+#:   thread, 0.96-1.00 at 196-392 KB, 0.92-0.96 for LSTM(128): 512 KB on one thread, 256
+#:   KB on two; 0.83-0.92 at 1-2 MB), while 2 to 5 samples keep the FMA units busy and
+#:   lost by 0-13% at every size (32 KB to 8 MB a thread).
+#: 256-bit blocks read them in every call (Kernel.single_rows_min_bytes is 0): on AVX2,
+#: one sample's pair tile widens them at ~1.6x the float64 rows' rate even in L2, and on
+#: a Zen 3 the float32 rows were 6-18% faster below 5/8 of L2 (LSTM(32) to LSTM(128), 1-5
+#: samples, one and two threads), 11-35% above it.
+cdef Py_ssize_t _SINGLE_ROWS_MIN_BYTES = L2_BYTES // 6 if L2_FEEDS_32_BYTES else 5 * L2_BYTES // 8
 SINGLE_ROWS_MIN_BYTES = _SINGLE_ROWS_MIN_BYTES
 #: A call on several threads splits the samples instead of the blocks when its weights
 #: fit in half of each core's L2 and every thread gets GROUPS_PER_THREAD tiles of
@@ -307,13 +318,15 @@ cdef class Kernel:
         (``recurrent_rows_float32``), which steps with the input projected ahead read
         at half the bytes, for the same bits (on CPUs where the two tiles contract alike:
         x86-64-v4 for 512-bit blocks, v3 for 256-bit). None (the default) reads them in
-        calls where a thread's share of the float64 rows exceeds ``single_rows_min_bytes``
-        (``SINGLE_ROWS_MIN_BYTES`` for 512-bit blocks, 0 for 256-bit ones), True in every
-        call; False keeps float64 rows only (tests compare the two).
+        calls of at most ``single_rows_max_samples`` samples where a thread's share of the
+        float64 rows exceeds ``single_rows_min_bytes`` (for 512-bit blocks
+        ``SINGLE_ROWS_MIN_BYTES``, and one sample where L2 feeds 32 bytes a cycle; for
+        256-bit ones any batch and share), True in every call; False keeps float64 rows
+        only (tests compare the two).
     """
 
     cdef readonly object weights, bias, dtype, recurrent_rows_float32
-    cdef readonly Py_ssize_t input_dim, units, lanes, single_rows_min_bytes
+    cdef readonly Py_ssize_t input_dim, units, lanes, single_rows_min_bytes, single_rows_max_samples
     cdef Py_ssize_t n_blocks
     cdef int activation, recurrent_activation
     cdef bint is_double
@@ -351,8 +364,9 @@ cdef class Kernel:
         self.bias_ptr = cnp.PyArray_DATA(<cnp.ndarray>self.bias) if self.bias is not None else NULL
         self.recurrent_rows_float32 = None
         self.rec_single_ptr = NULL
-        self.single_rows_min_bytes = (0 if single_rows is True or self.lanes == LSTMC_LANES_DOUBLE
-                                      else _SINGLE_ROWS_MIN_BYTES)
+        every_call = single_rows is True or self.lanes == LSTMC_LANES_DOUBLE
+        self.single_rows_min_bytes = 0 if every_call else _SINGLE_ROWS_MIN_BYTES
+        self.single_rows_max_samples = 1 if L2_FEEDS_32_BYTES and not every_call else PY_SSIZE_T_MAX
         self.float64_rec_bytes = self.n_blocks * U * 4 * self.lanes * 8
         if self.is_double and single_rows is not False and lstmc_single_rows(self.lanes):
             self.recurrent_rows_float32 = float32_rows(self.weights[:, D:])
@@ -602,7 +616,8 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     args.nblk, args.W = kernel.n_blocks, kernel.lanes
     args.wp, args.bias = kernel.weights_ptr, kernel.bias_ptr
     args.rec_single = (kernel.rec_single_ptr
-                       if kernel.float64_rec_bytes > kernel.single_rows_min_bytes * n_threads else NULL)
+                       if kernel.float64_rec_bytes > kernel.single_rows_min_bytes * n_threads
+                       and B <= kernel.single_rows_max_samples else NULL)
     args.first_valid = (<const Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>first_valid)
                         if first_valid is not None else NULL)
     args.TB, args.spread = projection_steps, <int>spread

@@ -47,4 +47,17 @@ static inline __attribute__((always_inline)) int lstmc_feature_level(const char 
 #define LSTMC_CLONES
 #endif
 
+/* Whether the CPU's L2 feeds a core 32 bytes a cycle: AMD's families 17h and 19h (Zen 1 to
+ * Zen 4; Zen 5 and Intel's cores since Skylake-SP: 64). Where it does, one sample's step
+ * over float64 rows waits on L2 well before they leave it (lstm_c/_core.pyx,
+ * SINGLE_ROWS_MIN_BYTES). */
+static inline int lstmc_l2_feeds_32_bytes(void) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amdfam17h") || __builtin_cpu_is("amdfam19h");
+#else
+    return 0;
+#endif
+}
+
 #endif /* LSTMC_CPU_H */

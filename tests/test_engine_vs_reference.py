@@ -1,5 +1,6 @@
 """The engine (through the LSTM layer and directly) against the NumPy reference."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -586,29 +587,33 @@ def test_a_sequence_gives_the_same_bits_alone_or_in_any_batch(rng, dtype):
 
 
 @pytest.mark.parametrize("wide", [True, False])
-@pytest.mark.parametrize("units, n_threads", [(128, 1), (224, 1), (256, 2), (416, 2)])
-def test_which_calls_read_the_float32_rows(rng, units, n_threads, wide):
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("units, n_threads", [(64, 1), (128, 1), (224, 1), (256, 2), (416, 2)])
+def test_which_calls_read_the_float32_rows(rng, units, n_threads, batch, wide):
     """By default a float64 call over 512-bit blocks reads the float32 copy of its
     recurrent rows only where a thread's share of the float64 rows exceeds
-    SINGLE_ROWS_MIN_BYTES (in L2, widening costs more than the bytes it saves), one over
+    SINGLE_ROWS_MIN_BYTES (in L2, widening costs more than the bytes it saves), and where
+    L2 feeds 32 bytes a cycle only with one sample (more keep the FMA units busy); one over
     256-bit blocks in every call (AVX2's pair tile widens them faster than it reads float64
     rows); single_rows=True reads them in every call. The bits are the same."""
-    x, K, R, b = random_problem(rng, 1, 4, 3, units, np.float64)
+    x, K, R, b = random_problem(rng, batch, 4, 3, units, np.float64)
     R = R.astype(np.float32).astype(np.float64)
     kernel = lstm_c._core.Kernel(K, R, b, activation_code("tanh"), activation_code("sigmoid"), wide=wide)
     if kernel.recurrent_rows_float32 is None:
         pytest.skip("this CPU widens float32 rows unlike its float64 tiles")
     least = lstm_c._core.SINGLE_ROWS_MIN_BYTES if wide else 0
-    assert kernel.single_rows_min_bytes == least
+    most = 1 if wide and lstm_c._core.L2_FEEDS_32_BYTES else sys.maxsize
+    assert (kernel.single_rows_min_bytes, kernel.single_rows_max_samples) == (least, most)
     share = kernel.weights[:, K.shape[0]:].nbytes / n_threads
     results = {}
     for single_rows in (None, True, False):
         report = {}
         results[single_rows] = engine_forward(x, K, R, b, n_threads=n_threads, wide=wide,
                                               single_rows=single_rows, team=report)
-        assert report["single_rows"] == {None: share > least, True: True, False: False}[single_rows]
-    assert lstm_c._core.Kernel(K, R, b, activation_code("tanh"), activation_code("sigmoid"), wide=wide,
-                               single_rows=True).single_rows_min_bytes == 0
+        expected = {None: share > least and batch <= most, True: True, False: False}
+        assert report["single_rows"] == expected[single_rows]
+    every_call = lstm_c._core.Kernel(K, R, b, activation_code("tanh"), activation_code("sigmoid"),
+                                     wide=wide, single_rows=True)
+    assert (every_call.single_rows_min_bytes, every_call.single_rows_max_samples) == (0, sys.maxsize)
     for name in results[None]:
-        np.testing.assert_array_equal(results[None][name], results[False][name])
         np.testing.assert_array_equal(results[True][name], results[False][name])

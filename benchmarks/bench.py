@@ -201,14 +201,21 @@ def paired_medians(fns, target_s, min_reps, max_reps=10_000, block_s=1e-3):
     alike: for ratios between them. A round runs each function for ~``block_s`` (one call,
     or back-to-back calls of a short one): one call of each in turn measured a streaming
     step's float64 weights after the float32 call had evicted them from L2, a mixture no
-    caller runs (stream at 1 thread: float64 / float32 2.21-2.26 so, 1.66-1.75 in blocks)."""
+    caller runs (stream at 1 thread: float64 / float32 2.21-2.26 so, 1.66-1.75 in blocks).
+    Each round starts one function later, so that none always follows the same one: a
+    call right after one in the other precision can be slower (big at one thread on a
+    Zen 4, medians of 5 rounds: the first float64 call after a float32 one or the trace
+    1061-1099 ms, the float64 call after it 1022-1034; with a fixed order, float64 /
+    float32 measured 2.22-2.33 in four runs where float64-valued weights, one call later,
+    measured 2.10-2.15)."""
     singles = [min(time_once(fn) for _ in range(3)) for fn in fns]  # (the first call after a pause is slow)
     blocks = [max(1, math.ceil(block_s / max(t, 1e-7))) for t in singles]
     reps = repeats(sum(t * n for t, n in zip(singles, blocks)), target_s, min_reps, max_reps)
     times = [[] for _ in fns]
-    for _ in range(reps):
-        for fn, row, n in zip(fns, times, blocks):
-            row.extend(time_once(fn) for _ in range(n))
+    for round_ in range(reps):
+        for i in range(len(fns)):
+            j = (round_ + i) % len(fns)
+            times[j].extend(time_once(fns[j]) for _ in range(blocks[j]))
     return [statistics.median(row) for row in times]
 
 

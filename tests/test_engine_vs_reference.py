@@ -616,4 +616,5 @@ def test_which_calls_read_the_float32_rows(rng, units, n_threads, batch, wide):
                                      wide=wide, single_rows=True)
     assert (every_call.single_rows_min_bytes, every_call.single_rows_max_samples) == (0, sys.maxsize)
     for name in results[None]:
+        np.testing.assert_array_equal(results[None][name], results[False][name])
         np.testing.assert_array_equal(results[True][name], results[False][name])

@@ -10,6 +10,8 @@ ISA_LIMIT: int
 MIN_STEP_WORK_PER_THREAD: int
 MIN_CALL_WORK_FOR_THREADS: int
 PROJECTION_STEPS: int
+SPREAD_STEPS: int
+SPREAD_STEPS_MAX: int
 STREAMED_TRACE_BYTES: int
 L2_BYTES: int
 L2_FEEDS_32_BYTES: bool
@@ -61,5 +63,6 @@ class Kernel:
         zero_output_for_mask: bool = ...,
         n_threads: int = ...,
         projection_steps: Optional[int] = ...,
+        spread_steps: Optional[int] = ...,
         _team: Optional[dict] = ...,
     ) -> None: ...

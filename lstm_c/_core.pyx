@@ -79,6 +79,7 @@ cdef extern from "_recurrence.h" nogil:
     int lstmc_single_rows(Py_ssize_t W)
     int lstmc_avx2_tiles()
     int LSTMC_TILE_SAMPLES
+    int LSTMC_SPREAD_STEPS_MAX
     size_t LSTMC_STREAMED_TRACE_BYTES
     double LSTMC_PATIENCE, LSTMC_REGROUP_FIRST
     size_t LSTMC_SEAT_BYTES, LSTMC_GROUP_RANGE_BYTES
@@ -239,15 +240,17 @@ PROJECTION_STEPS_LONG = _PROJECTION_STEPS_LONG
 cdef Py_ssize_t _LONG_WINDOW_WEIGHT_BYTES = 12 << 20
 LONG_WINDOW_WEIGHT_BYTES = _LONG_WINDOW_WEIGHT_BYTES
 #: Steps of a one-sample call projected in a batch spread over the steps before it
-#: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps): four, or six
-#: on one thread whose recurrent rows pass half of L2 with inputs as wide as the units
-#: (six steps' sums spill three of AVX-512's 32 registers, but the kernel rows are read
-#: once per six steps: the weights' bytes bind such a step, not its FMAs).
+#: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps): eight, each
+#: step taking two gates of a slice of the kernel rows. The weights' bytes bind such a
+#: step, not its FMAs, and a batch reads the kernel rows once: on a Zen 4 eight steps
+#: ran 2-5% faster than four over all gates (the most that fit AVX-512's registers
+#: without spilling) and within 1% of six, where those measured faster than four.
 cdef enum:
-    _SPREAD_STEPS = 4
-    _SPREAD_STEPS_LARGE = 6
+    _SPREAD_STEPS = 8
 SPREAD_STEPS = _SPREAD_STEPS
-SPREAD_STEPS_LARGE = _SPREAD_STEPS_LARGE
+#: The most steps a spread batch can hold: past TILE_SAMPLES its steps take two gates
+#: each, so it must be even.
+SPREAD_STEPS_MAX = LSTMC_SPREAD_STEPS_MAX
 
 
 def avx2_tiles():
@@ -395,9 +398,9 @@ cdef class Kernel:
         ahead in windows of at most n steps, as even as possible; None (the default)
         projects ahead when the batch is smaller than a tile, PROJECTION_STEPS at a time
         (PROJECTION_STEPS_LONG past LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in
-        1 .. 6 projects batches of n steps, each spread over the n steps before it, 0 does
-        not; None (the default) spreads SPREAD_STEPS or SPREAD_STEPS_LARGE where it
-        measured faster (``_default_spread_steps``). Give one of the two. The results are the same bits
+        1 .. 6, or an even n up to SPREAD_STEPS_MAX, projects batches of n steps, each
+        spread over the n steps before it, 0 does not; None (the default) spreads
+        SPREAD_STEPS where it measured faster (``_default_spread_steps``). Give one of the two. The results are the same bits
         every way.
         ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
         replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
@@ -423,9 +426,10 @@ cdef class Kernel:
         else:
             steps, spread = self._default_projection_steps(B, T), -1  # -1: _forward chooses
             if spread_steps is not None:
-                if not 0 <= spread_steps <= LSTMC_TILE_SAMPLES:
-                    raise ValueError(f"spread_steps must be in 0 .. {LSTMC_TILE_SAMPLES} or None, "
-                                     f"got {spread_steps}")
+                if not (0 <= spread_steps <= LSTMC_TILE_SAMPLES
+                        or (spread_steps <= LSTMC_SPREAD_STEPS_MAX and spread_steps % 2 == 0)):
+                    raise ValueError(f"spread_steps must be in 0 .. {LSTMC_TILE_SAMPLES}, even up "
+                                     f"to {LSTMC_SPREAD_STEPS_MAX}, or None; got {spread_steps}")
                 if spread_steps > 0 and B != 1:
                     raise ValueError(f"spread_steps needs a batch of one sample, got {B}")
                 spread = spread_steps
@@ -492,28 +496,24 @@ cdef class Kernel:
         # One sample waits on its recurrent rows, and the projection's FMAs fill the idle
         # cycles where the projection is a good share of the work and the weights are past
         # L1 (the tile fits 512-bit blocks' registers: AVX-512's 32). On the Zen 4 (one
-        # sample, 100 steps, D x U), one thread: 128 x 128 -9%, 256 x 128 -14%, 256 x 256
-        # -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x 64 +3%, 32 x 64 +9%. Two threads
-        # in float32, batches of 4: 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512
-        # -4 to -8% while the VM's two vCPUs were near each other, within 2% while they
-        # were far apart (batches of 6 then +13-15%); but 64 x 128 +2%, and in float64 two
-        # threads lost (256 x 256 +2 to +3%). Weights past LONG_WINDOW_WEIGHT_BYTES keep
-        # their 32-step windows: a kernel read every few steps pushed the recurrent rows
-        # out of L3 (512 x 512 in float64 on one thread, 16 MB: 17.0 ms in windows, 22.1
-        # in batches of 5; benchmarks/RESULTS.md).
+        # sample, 100 steps, D x U), one thread, batches of 4: 128 x 128 -9%, 256 x 128
+        # -14%, 256 x 256 -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x 64 +3%, 32 x 64
+        # +9% (batches of 8: +1 to +2%, -3%, +3%). Two threads in float32, batches of 4:
+        # 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512 -4 to -8% while the VM's
+        # two vCPUs were near each other, within 2% while they were far apart; but 64 x 128
+        # +2%, and in float64 two threads lost (256 x 256 +2 to +3%; batches of 8: -2 to
+        # +1%). Batches of 8 took another 2-5% off where spreading paid (SPREAD_STEPS).
+        # Weights past LONG_WINDOW_WEIGHT_BYTES keep
         cdef Py_ssize_t item = 8 if self.is_double else 4, D = self.input_dim, U = self.units
-        cdef Py_ssize_t steps = _SPREAD_STEPS
         if (B != 1 or self.lanes * item != 64 or self.weight_bytes <= L2_BYTES // 8
                 or self.weight_bytes > _LONG_WINDOW_WEIGHT_BYTES):
             return 0
         if n_threads == 1:
             if 2 * D < U:
                 return 0
-            if D >= U and 4 * U * U * item > L2_BYTES // 2:
-                steps = _SPREAD_STEPS_LARGE
         elif D < U or self.is_double:
             return 0
-        return steps if T > steps else 0
+        return _SPREAD_STEPS if T > _SPREAD_STEPS else 0
 
 
 cdef bint _has_shape(arr, int typenum, int ndim, cnp.npy_intp *dims, bint writable):

@@ -289,17 +289,27 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
     const ptrdiff_t t = a->go_backwards ? a->T - 1 - k : k, D = a->D, U = a->U;               \
     /* spread: the batch built (its steps, none past the call's last; its rows in the    */ \
     /* buffer; its input from row d0), and this step's slice [d0, d1) of the kernel rows  */ \
+    /* and which gates: all four, or past LSTMC_TILE_SAMPLES steps two (S even), the      */ \
+    /* first S / 2 slices gates i and f, the others g and o                                */ \
     ptrdiff_t spread_ns = 0, spread_row = 0, slice = 0, d0 = 0, d1 = 0;                       \
+    int spread_gates = 4, spread_g0 = 0;                                                      \
     const ptrdiff_t spread_ld_x = a->go_backwards ? -D : D;  /* x rows of later steps */     \
     const REAL *spread_x = NULL;                                                              \
     if (a->spread > 0) {                                                                      \
         const ptrdiff_t S = a->spread, batch = (k - a->k_begin) / S + 1;                      \
         const ptrdiff_t first = a->k_begin + batch * S;                                       \
+        ptrdiff_t slices = S;  /* of each gate group's rows */                                \
         spread_ns = a->k_end - first < S ? a->k_end - first : S;                              \
         spread_row = batch % 2 * S;                                                           \
         slice = (k - a->k_begin) % S;                                                         \
-        d0 = D * slice / S;                                                                   \
-        d1 = D * (slice + 1) / S;                                                             \
+        if (S > LSTMC_TILE_SAMPLES) {                                                         \
+            spread_gates = 2;                                                                 \
+            slices = S / 2;                                                                   \
+            spread_g0 = slice < slices ? 0 : 2;                                               \
+            slice %= slices;                                                                  \
+        }                                                                                     \
+        d0 = D * slice / slices;                                                              \
+        d1 = D * (slice + 1) / slices;                                                        \
         if (spread_ns > 0)                                                                    \
             spread_x = a->x + (a->go_backwards ? a->T - 1 - first : first) * D + d0;          \
     }                                                                                         \
@@ -353,14 +363,16 @@ static void lstmc_step_##SFX##W(const lstmc_recurrence_args_##SFX *a, ptrdiff_t 
                     const REAL *w_slice = w_in + d0 * 4 * W;                                  \
                     REAL *built = a->projection + (blk * a->TB + spread_row) * 4 * W;         \
                     if (a->rec_single != NULL)                                                \
-                        lstmc_spread_##SFX##s##W(spread_ns, projected, a->rec_single + blk * U * 4 * W, \
-                                                 h_in, U, acc + q * W, nb * W, w_slice, spread_x, \
-                                                 spread_ld_x, d1 - d0, slice == 0, bias, built, \
-                                                 4 * W);                                      \
+                        lstmc_spread_##SFX##s##W(spread_ns, spread_gates, projected,          \
+                                                 a->rec_single + blk * U * 4 * W, h_in, U,    \
+                                                 acc + q * W, nb * W, w_slice, spread_g0,     \
+                                                 spread_x, spread_ld_x, d1 - d0, slice == 0,  \
+                                                 bias, built, 4 * W);                         \
                     else                                                                      \
-                        lstmc_spread_##SFX##W(spread_ns, projected, w_rec, h_in, U, acc + q * W, \
-                                              nb * W, w_slice, spread_x, spread_ld_x, d1 - d0, \
-                                              slice == 0, bias, built, 4 * W);                 \
+                        lstmc_spread_##SFX##W(spread_ns, spread_gates, projected, w_rec, h_in, U, \
+                                              acc + q * W, nb * W, w_slice, spread_g0, spread_x, \
+                                              spread_ld_x, d1 - d0, slice == 0, bias, built,   \
+                                              4 * W);                                         \
                 } else if (projected != NULL && a->rec_single != NULL)                        \
                     lstmc_tile_##SFX##s##W(ns, projected, 4 * W, NULL, NULL, 0, 0,             \
                                            a->rec_single + blk * U * 4 * W, h_in + b0 * U, U, U, \

@@ -219,20 +219,21 @@ static void NAME(LSTMC_PAIR_PARAMS(REAL, B_REAL)) {                             
  * over steps, the tile above) keeps them busy in a pass of its own. This tile does both in
  * one pass over the rows: the step's gates, out = init + sum_k h[k] w_rec[k] (stored to
  * out + gate * ld_out_g, as a one-sample tile's), and, one after every n_rec / n_in of
- * those rows, the kernel rows w_in[0 .. n_in) for NS later steps, p[s] = start + sum_d
- * x[s * ld_x + d] w_in[d], where start is p_init (the bias; NULL: zeros) when `fresh`,
- * else p itself: a step takes a slice of a batch's rows, and the batch's sums wait in p,
- * in memory, between slices. So the kernel rows are still read once per NS steps. Five
- * steps' 20 sums, the step's 4, a row's 4 kernel vectors (GCC loads them together) and a
- * broadcast take 29 of AVX-512's 32 registers; six spill three sums. Every lane sums in
- * the same order as in the other tiles, and storing and reloading a sum is exact: the
- * same bits as projecting in a pass of its own. */
+ * those rows, the kernel rows w_in[0 .. n_in) of G gates from g0 for NS later steps,
+ * p[s] = start + sum_d x[s * ld_x + d] w_in[d], where start is p_init (the bias; NULL:
+ * zeros) when `fresh`, else p itself: a step takes a slice of a batch's rows, and the
+ * batch's sums wait in p, in memory, between slices. So the kernel rows are still read
+ * once per NS steps, and the longer the batch, the fewer bytes a step reads. Its NS * G
+ * sums, the step's 4, a row's G kernel vectors (GCC loads them together) and a broadcast
+ * must fit AVX-512's 32 registers: 5 steps of 4 gates take 29 (6 spill some), 12 steps
+ * of 2 take 31. Every lane sums in the same order as in the other tiles, and storing and
+ * reloading a sum is exact: the same bits as projecting in a pass of its own. */
 #define LSTMC_SPREAD_PARAMS(REAL, B_REAL)                                                      \
     const REAL *init, const B_REAL *w_rec, const REAL *h, ptrdiff_t n_rec, REAL *out,         \
-    ptrdiff_t ld_out_g, const REAL *w_in, const REAL *x, ptrdiff_t ld_x, ptrdiff_t n_in,      \
-    int fresh, const REAL *p_init, REAL *p, ptrdiff_t ld_p
-#define LSTMC_SPREAD_ARGS init, w_rec, h, n_rec, out, ld_out_g, w_in, x, ld_x, n_in, fresh,    \
-    p_init, p, ld_p
+    ptrdiff_t ld_out_g, const REAL *w_in, int g0, const REAL *x, ptrdiff_t ld_x,              \
+    ptrdiff_t n_in, int fresh, const REAL *p_init, REAL *p, ptrdiff_t ld_p
+#define LSTMC_SPREAD_ARGS init, w_rec, h, n_rec, out, ld_out_g, w_in, g0, x, ld_x, n_in,       \
+    fresh, p_init, p, ld_p
 #define LSTMC_SPREAD_REC_ROW(REAL, W, LOAD_B)                                                 \
     do {                                                                                      \
         const REAL e = h[k];                                                                  \
@@ -240,12 +241,12 @@ static void NAME(LSTMC_PAIR_PARAMS(REAL, B_REAL)) {                             
         for (g = 0; g < 4; g++) gates[g] += e * LOAD_B(w_rec + (k * 4 + g) * W);              \
     } while (0)
 
-#define LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, NS, ATTR, LOAD_B)                      \
+#define LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, NS, G, ATTR, LOAD_B)                   \
 ATTR                                                                                          \
 static void NAME##_##NS(LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {                                  \
     typedef REAL vec __attribute__((vector_size(W * sizeof(REAL)), aligned(sizeof(REAL))));   \
     typedef B_REAL b_vec __attribute__((vector_size(W * sizeof(B_REAL)), aligned(sizeof(B_REAL)), unused)); \
-    vec gates[4], sums[NS][4];                                                                \
+    vec gates[4], sums[NS][G];                                                                \
     /* a kernel row after every `per` recurrent rows: the same count each time, which the */ \
     /* branch predictor can learn (the last kernel rows may come after fewer)          */ \
     const ptrdiff_t per = n_in > 0 ? (n_rec + n_in - 1) / n_in : 0;                           \
@@ -253,41 +254,77 @@ static void NAME##_##NS(LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {                    
     int s, g;                                                                                 \
     _Pragma("GCC unroll 4")                                                                   \
     for (g = 0; g < 4; g++) gates[g] = *(const vec *)(init + g * W);                          \
-    _Pragma("GCC unroll 8")                                                                   \
+    _Pragma("GCC unroll 12")                                                                  \
     for (s = 0; s < NS; s++)                                                                  \
         _Pragma("GCC unroll 4")                                                               \
-        for (g = 0; g < 4; g++)                                                               \
-            sums[s][g] = !fresh ? *(const vec *)(p + s * ld_p + g * W)                        \
-                       : p_init != NULL ? *(const vec *)(p_init + g * W) : (vec){0};          \
+        for (g = 0; g < G; g++)                                                               \
+            sums[s][g] = !fresh ? *(const vec *)(p + s * ld_p + (g0 + g) * W)                 \
+                       : p_init != NULL ? *(const vec *)(p_init + (g0 + g) * W) : (vec){0};   \
     for (d = 0; d < n_in; d++) {                                                              \
         k_end = k_end + per < n_rec ? k_end + per : n_rec;                                    \
         for (; k < k_end; k++) LSTMC_SPREAD_REC_ROW(REAL, W, LOAD_B);                         \
+        vec wg[G];                                                                            \
         _Pragma("GCC unroll 4")                                                               \
-        for (g = 0; g < 4; g++) {                                                             \
-            const vec wg = *(const vec *)(w_in + (d * 4 + g) * W);                            \
-            _Pragma("GCC unroll 8")                                                           \
-            for (s = 0; s < NS; s++) sums[s][g] += x[s * ld_x + d] * wg;                      \
+        for (g = 0; g < G; g++) wg[g] = *(const vec *)(w_in + (d * 4 + g0 + g) * W);          \
+        /* a step's input, then its gates: one broadcast live at a time */                    \
+        _Pragma("GCC unroll 12")                                                              \
+        for (s = 0; s < NS; s++) {                                                            \
+            const REAL e = x[s * ld_x + d];                                                   \
+            _Pragma("GCC unroll 4")                                                           \
+            for (g = 0; g < G; g++) sums[s][g] += e * wg[g];                                  \
         }                                                                                     \
     }                                                                                         \
     for (; k < n_rec; k++) LSTMC_SPREAD_REC_ROW(REAL, W, LOAD_B);                             \
     _Pragma("GCC unroll 4")                                                                   \
     for (g = 0; g < 4; g++) *(vec *)(out + g * ld_out_g) = gates[g];                          \
-    _Pragma("GCC unroll 8")                                                                   \
+    _Pragma("GCC unroll 12")                                                                  \
     for (s = 0; s < NS; s++)                                                                  \
         _Pragma("GCC unroll 4")                                                               \
-        for (g = 0; g < 4; g++) *(vec *)(p + s * ld_p + g * W) = sums[s][g];                  \
+        for (g = 0; g < G; g++) *(vec *)(p + s * ld_p + (g0 + g) * W) = sums[s][g];           \
 }
 
-/* Spread tiles of 1 .. LSTMC_TILE_SAMPLES later steps, and NAME(ns, ...) choosing one. */
+/* Spread tiles: of 1 .. LSTMC_TILE_SAMPLES later steps over all four gates (NAME_4g_NS), of
+ * 1 .. LSTMC_SPREAD_STEPS_MAX later steps over two (NAME_2g_NS, gates g0 and g0 + 1), and
+ * NAME(ns, gates, ...) choosing one. */
+enum { LSTMC_SPREAD_STEPS_MAX = 12 };
 #define LSTMC_DEFINE_SPREAD_TILES(NAME, REAL, B_REAL, W, ATTR, LOAD_B)                         \
-LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 1, ATTR, LOAD_B)                              \
-LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 2, ATTR, LOAD_B)                              \
-LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 3, ATTR, LOAD_B)                              \
-LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 4, ATTR, LOAD_B)                              \
-LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 5, ATTR, LOAD_B)                              \
-LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 6, ATTR, LOAD_B)                              \
-static void NAME(ptrdiff_t ns, LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {                           \
-    LSTMC_BY_SAMPLES(NAME, ns, (LSTMC_SPREAD_ARGS))                                           \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 1, 4, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 2, 4, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 3, 4, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 4, 4, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 5, 4, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 6, 4, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 1, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 2, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 3, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 4, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 5, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 6, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 7, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 8, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 9, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 10, 2, ATTR, LOAD_B)                     \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 11, 2, ATTR, LOAD_B)                     \
+LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 12, 2, ATTR, LOAD_B)                     \
+static void NAME(ptrdiff_t ns, int gates, LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {                \
+    if (gates == 4) {                                                                         \
+        LSTMC_BY_SAMPLES(NAME##_4g, ns, (LSTMC_SPREAD_ARGS))                                  \
+        return;                                                                               \
+    }                                                                                         \
+    switch (ns) {                                                                             \
+    case 1: NAME##_2g_1(LSTMC_SPREAD_ARGS); break;                                            \
+    case 2: NAME##_2g_2(LSTMC_SPREAD_ARGS); break;                                            \
+    case 3: NAME##_2g_3(LSTMC_SPREAD_ARGS); break;                                            \
+    case 4: NAME##_2g_4(LSTMC_SPREAD_ARGS); break;                                            \
+    case 5: NAME##_2g_5(LSTMC_SPREAD_ARGS); break;                                            \
+    case 6: NAME##_2g_6(LSTMC_SPREAD_ARGS); break;                                            \
+    case 7: NAME##_2g_7(LSTMC_SPREAD_ARGS); break;                                            \
+    case 8: NAME##_2g_8(LSTMC_SPREAD_ARGS); break;                                            \
+    case 9: NAME##_2g_9(LSTMC_SPREAD_ARGS); break;                                            \
+    case 10: NAME##_2g_10(LSTMC_SPREAD_ARGS); break;                                          \
+    case 11: NAME##_2g_11(LSTMC_SPREAD_ARGS); break;                                          \
+    default: NAME##_2g_12(LSTMC_SPREAD_ARGS); break;                                          \
+    }                                                                                         \
 }
 
 /* Rows for the next tile when `left` remain: tiles as even as possible (32 rows in tiles

@@ -34,11 +34,11 @@ GUARDED = [
     # ... and its pair tiles (one sample, two blocks), behind the same resolver
     (re.compile(r"lstmc_pair_[fd][48]_avx2$"), 3),
     # float64 over float32 rows of 256-bit blocks: lstmc_single_rows (x86-64-v3)
-    (re.compile(r"lstmc_(tile|spread)_ds4_\d$|lstmc_pair_ds4$"), 3),
+    (re.compile(r"lstmc_(tile_ds4|spread_ds4_[24]g)_\d+$|lstmc_pair_ds4$"), 3),
     # the gate math and cell's AVX-512 versions: LSTMC_CPU_SUPPORTS("avx512f")
     (re.compile(r"lstmc_\w*_avx512_[fd]$"), 4),
     # float64 over float32 rows of 512-bit blocks: lstmc_single_rows (x86-64-v4)
-    (re.compile(r"lstmc_(tile|spread)_ds8_\d$"), 4),
+    (re.compile(r"lstmc_(tile_ds8|spread_ds8_[24]g)_\d+$"), 4),
     # the backward's GEMM micro-kernels: lstmc_have_avx512_gemm() (_gemm.h)
     (re.compile(r"lstmc_(micro\w*|dw_piece)$"), 4),
 ]

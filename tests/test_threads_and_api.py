@@ -184,10 +184,8 @@ def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, weights, 
 def test_one_sample_spreads_its_projection_where_it_measured_faster(rng, wide):
     """By default one sample spreads its projection over the steps with 512-bit blocks,
     inputs at least half as wide as the units and weights past an eighth of L2 (and within
-    LONG_WINDOW_WEIGHT_BYTES): SPREAD_STEPS a batch, or SPREAD_STEPS_LARGE on one thread
-    whose recurrent rows pass half of L2 with inputs as wide as the units; on several
-    threads only in float32 with inputs as wide as the units. Otherwise it projects ahead
-    in windows (or fuses)."""
+    LONG_WINDOW_WEIGHT_BYTES), SPREAD_STEPS a batch; on several threads only in float32
+    with inputs as wide as the units. Otherwise it projects ahead in windows (or fuses)."""
     def default_spread(B=1, T=20, D=128, U=256, n_threads=1, dtype=np.float32):
         x, K, R, b = random_problem(rng, B, T, D, U, dtype)
         team = {}
@@ -197,9 +195,7 @@ def test_one_sample_spreads_its_projection_where_it_measured_faster(rng, wide):
     def when_wide(steps):
         return steps if wide else 0
 
-    large_rows = 4 * 256 * 256 * 4 > _core.L2_BYTES // 2   # D = U = 256 in float32
-    assert default_spread() == when_wide(_core.SPREAD_STEPS)
-    assert default_spread(D=256) == when_wide(_core.SPREAD_STEPS_LARGE if large_rows else _core.SPREAD_STEPS)
+    assert default_spread() == default_spread(D=256) == when_wide(_core.SPREAD_STEPS)
     assert default_spread(U=32, D=16) == 0                      # weights in L1
     assert default_spread(D=64) == 0                            # the projection too small a share
     assert default_spread(B=2) == default_spread(T=_core.SPREAD_STEPS) == 0

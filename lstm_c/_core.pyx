@@ -397,10 +397,11 @@ cdef class Kernel:
         ``projection_steps``: 0 fuses x_t @ kernel into each step, n > 0 computes it
         ahead in windows of at most n steps, as even as possible; None (the default)
         projects ahead when the batch is smaller than a tile, PROJECTION_STEPS at a time
-        (PROJECTION_STEPS_LONG past LONG_WINDOW_WEIGHT_BYTES of weights). ``spread_steps`` (one sample only): n in
-        1 .. 6, or an even n up to SPREAD_STEPS_MAX, projects batches of n steps, each
-        spread over the n steps before it, 0 does not; None (the default) spreads
-        SPREAD_STEPS where it measured faster (``_default_spread_steps``). Give one of the two. The results are the same bits
+        (PROJECTION_STEPS_LONG past LONG_WINDOW_WEIGHT_BYTES of weights).
+        ``spread_steps`` (one sample only): n in 1 .. 6, or an even n up to
+        SPREAD_STEPS_MAX, projects batches of n steps, each spread over the n steps before
+        it, 0 does not; None (the default) spreads SPREAD_STEPS where it measured faster
+        (``_default_spread_steps``). Give one of the two. The results are the same bits
         every way.
         ``_team`` (for tests): a dict whose ``patience`` and ``regroup_first`` (seconds)
         replace the thread team's (lstm_c/_team.h; a negative patience makes every wait at
@@ -427,7 +428,8 @@ cdef class Kernel:
             steps, spread = self._default_projection_steps(B, T), -1  # -1: _forward chooses
             if spread_steps is not None:
                 if not (0 <= spread_steps <= LSTMC_TILE_SAMPLES
-                        or (spread_steps <= LSTMC_SPREAD_STEPS_MAX and spread_steps % 2 == 0)):
+                        or (LSTMC_TILE_SAMPLES < spread_steps <= LSTMC_SPREAD_STEPS_MAX
+                            and spread_steps % 2 == 0)):
                     raise ValueError(f"spread_steps must be in 0 .. {LSTMC_TILE_SAMPLES}, even up "
                                      f"to {LSTMC_SPREAD_STEPS_MAX}, or None; got {spread_steps}")
                 if spread_steps > 0 and B != 1:
@@ -498,12 +500,15 @@ cdef class Kernel:
         # L1 (the tile fits 512-bit blocks' registers: AVX-512's 32). On the Zen 4 (one
         # sample, 100 steps, D x U), one thread, batches of 4: 128 x 128 -9%, 256 x 128
         # -14%, 256 x 256 -5%, 64 x 128 -2 to -4%; but 32 x 128 +3%, 64 x 64 +3%, 32 x 64
-        # +9% (batches of 8: +1 to +2%, -3%, +3%). Two threads in float32, batches of 4:
-        # 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512 -4 to -8% while the VM's
-        # two vCPUs were near each other, within 2% while they were far apart; but 64 x 128
-        # +2%, and in float64 two threads lost (256 x 256 +2 to +3%; batches of 8: -2 to
-        # +1%). Batches of 8 took another 2-5% off where spreading paid (SPREAD_STEPS).
-        # Weights past LONG_WINDOW_WEIGHT_BYTES keep
+        # +9% (batches of 8: +1 to +4%, -2 to -3%, +2 to +3%). Two threads in float32,
+        # batches of 4: 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512 -4 to -8%
+        # while the VM's two vCPUs were near each other, within 2% while they were far
+        # apart; but 64 x 128 +2% (batches of 8: +4 to +8%), and in float64 two threads
+        # lost (256 x 256 +2 to +3%; batches of 8: within 2% either way). Batches of 8 took
+        # another 2-6% off where spreading paid (SPREAD_STEPS). Weights past
+        # LONG_WINDOW_WEIGHT_BYTES keep their 32-step windows: a kernel read every few
+        # steps pushed the recurrent rows out of L3 (512 x 512 in float64 on one thread,
+        # 16 MB: 17.0 ms in windows, 22.1 in batches of 5; benchmarks/RESULTS.md).
         cdef Py_ssize_t item = 8 if self.is_double else 4, D = self.input_dim, U = self.units
         if (B != 1 or self.lanes * item != 64 or self.weight_bytes <= L2_BYTES // 8
                 or self.weight_bytes > _LONG_WINDOW_WEIGHT_BYTES):

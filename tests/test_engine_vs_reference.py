@@ -376,7 +376,7 @@ def test_kernel_option_errors():
     x, K, R, b = random_problem(np.random.default_rng(0), 2, 3, 4, 5, np.float32)
     with pytest.raises(ValueError, match="projection_steps must be >= 0"):
         engine_forward(x, K, R, b, projection_steps=-1)
-    for steps in (-1, 7, 14):
+    for steps in (-2, -1, 7, 14):
         with pytest.raises(ValueError, match=r"spread_steps must be in 0 \.\. 6, even up to 12"):
             engine_forward(x[:1], K, R, b, spread_steps=steps)
     with pytest.raises(ValueError, match="spread_steps needs a batch of one sample, got 2"):

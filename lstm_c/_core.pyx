@@ -494,7 +494,8 @@ cdef class Kernel:
                                     else _PROJECTION_STEPS), T)
         return 0
 
-    cdef Py_ssize_t _default_spread_steps(self, Py_ssize_t B, Py_ssize_t T, int n_threads):
+    cdef Py_ssize_t _default_spread_steps(self, Py_ssize_t B, Py_ssize_t T, int n_threads,
+                                          bint single_rows):
         # One sample waits on its recurrent rows, and the projection's FMAs fill the idle
         # cycles where the projection is a good share of the work and the weights are past
         # L1 (the tile fits 512-bit blocks' registers: AVX-512's 32). On the Zen 4 (one
@@ -503,9 +504,11 @@ cdef class Kernel:
         # +9% (batches of 8: +1 to +4%, -2 to -3%, +2 to +3%). Two threads in float32,
         # batches of 4: 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512 -4 to -8%
         # while the VM's two vCPUs were near each other, within 2% while they were far
-        # apart; but 64 x 128 +2% (batches of 8: +4 to +8%), and in float64 two threads
-        # lost (256 x 256 +2 to +3%; batches of 8: within 2% either way). Batches of 8 took
-        # another 2-6% off where spreading paid (SPREAD_STEPS). Weights past
+        # apart; but 64 x 128 +2% (batches of 8: +4 to +8%). Batches of 8 took another
+        # 2-6% off where spreading paid (SPREAD_STEPS). Float64 on two threads, batches of
+        # 8, gained over float64 rows (128 x 128, 256 x 256 and the device shape's 256 x
+        # 256 over 150 steps: -1 to -6%, minimums -5 to -8%) but lost over a float32
+        # model's float32 rows (single_rows; 256 x 256: +2 to +4%). Weights past
         # LONG_WINDOW_WEIGHT_BYTES keep their 32-step windows: a kernel read every few
         # steps pushed the recurrent rows out of L3 (512 x 512 in float64 on one thread,
         # 16 MB: 17.0 ms in windows, 22.1 in batches of 5; benchmarks/RESULTS.md).
@@ -516,7 +519,7 @@ cdef class Kernel:
         if n_threads == 1:
             if 2 * D < U:
                 return 0
-        elif D < U or self.is_double:
+        elif D < U or (self.is_double and single_rows):
             return 0
         return _SPREAD_STEPS if T > _SPREAD_STEPS else 0
 
@@ -596,8 +599,11 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     # More threads than blocks idle; threads with less than a barrier's worth of work slow down.
     step_work = B * (D + U) * 4 * U
     n_threads = <int>max(1, min(n_threads, kernel.n_blocks, step_work // _MIN_STEP_WORK_PER_THREAD))
+    cdef bint single_rows = (kernel.rec_single_ptr != NULL
+                             and kernel.float64_rec_bytes > kernel.single_rows_min_bytes * n_threads
+                             and B <= kernel.single_rows_max_samples)
     if spread < 0:
-        spread = kernel._default_spread_steps(B, T, n_threads)
+        spread = kernel._default_spread_steps(B, T, n_threads, single_rows)
     if spread > 0:
         projection_steps = 2 * spread   # the batch read and the batch built
     cdef Py_ssize_t group = (LSTMC_TILE_SAMPLES if n_threads > 1 and projection_steps == 0
@@ -620,9 +626,7 @@ cdef _forward(Kernel kernel, x, Py_ssize_t B, Py_ssize_t T, h, c, out_last, out_
     args.B, args.T, args.D, args.U = B, T, D, U
     args.nblk, args.W = kernel.n_blocks, kernel.lanes
     args.wp, args.bias = kernel.weights_ptr, kernel.bias_ptr
-    args.rec_single = (kernel.rec_single_ptr
-                       if kernel.float64_rec_bytes > kernel.single_rows_min_bytes * n_threads
-                       and B <= kernel.single_rows_max_samples else NULL)
+    args.rec_single = kernel.rec_single_ptr if single_rows else NULL
     args.first_valid = (<const Py_ssize_t *>cnp.PyArray_DATA(<cnp.ndarray>first_valid)
                         if first_valid is not None else NULL)
     args.TB, args.spread = projection_steps, <int>spread

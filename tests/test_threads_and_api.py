@@ -184,13 +184,19 @@ def test_team_that_splits_and_regroups_gives_the_same_bits(rng, dtype, weights, 
 def test_one_sample_spreads_its_projection_where_it_measured_faster(rng, wide):
     """By default one sample spreads its projection over the steps with 512-bit blocks,
     inputs at least half as wide as the units and weights past an eighth of L2 (and within
-    LONG_WINDOW_WEIGHT_BYTES), SPREAD_STEPS a batch; on several threads only in float32
-    with inputs as wide as the units. Otherwise it projects ahead in windows (or fuses)."""
-    def default_spread(B=1, T=20, D=128, U=256, n_threads=1, dtype=np.float32):
+    LONG_WINDOW_WEIGHT_BYTES), SPREAD_STEPS a batch; on several threads only with inputs
+    as wide as the units, and in float64 not over a float32 model's float32 recurrent rows.
+    Otherwise it projects ahead in windows (or fuses)."""
+    def run(B=1, T=20, D=128, U=256, n_threads=1, dtype=np.float32, float32_values=False):
         x, K, R, b = random_problem(rng, B, T, D, U, dtype)
+        if float32_values:
+            R = R.astype(np.float32).astype(dtype)
         team = {}
         engine_forward(x, K, R, b, n_threads=n_threads, wide=wide, team=team)
-        return team["spread"]
+        return team
+
+    def default_spread(**shape):
+        return run(**shape)["spread"]
 
     def when_wide(steps):
         return steps if wide else 0
@@ -204,7 +210,10 @@ def test_one_sample_spreads_its_projection_where_it_measured_faster(rng, wide):
     if _core.openmp_enabled():
         assert default_spread(n_threads=2) == 0                 # inputs narrower than the units
         assert default_spread(D=256, n_threads=2) == when_wide(_core.SPREAD_STEPS)
-        assert default_spread(D=256, n_threads=2, dtype=np.float64) == 0
+        assert default_spread(D=256, n_threads=2, dtype=np.float64) == when_wide(_core.SPREAD_STEPS)
+        # float64 over float32 rows (4.7 MB: read so past 5/8 of a 2 MB L2 per thread)
+        team = run(D=384, U=384, n_threads=2, dtype=np.float64, float32_values=True)
+        assert team["spread"] == (0 if team["single_rows"] else when_wide(_core.SPREAD_STEPS))
 
 
 def test_small_batches_project_ahead_in_windows_by_their_weights(rng):

@@ -243,8 +243,8 @@ LONG_WINDOW_WEIGHT_BYTES = _LONG_WINDOW_WEIGHT_BYTES
 #: (lstm_c/_tile.h's spread tile; when, see Kernel._default_spread_steps): eight, each
 #: step taking two gates of a slice of the kernel rows. The weights' bytes bind such a
 #: step, not its FMAs, and a batch reads the kernel rows once: on a Zen 4 eight steps
-#: ran 2-5% faster than four over all gates (the most that fit AVX-512's registers
-#: without spilling) and within 1% of six, where those measured faster than four.
+#: ran 1-5% faster than four over all four gates, and within 1% of six (whose 24 sums
+#: spill some) where those had measured faster than four.
 cdef enum:
     _SPREAD_STEPS = 8
 SPREAD_STEPS = _SPREAD_STEPS
@@ -505,7 +505,7 @@ cdef class Kernel:
         # batches of 4: 128 x 128 -3%, 256 x 128 -10%, 256 x 256 and 512 x 512 -4 to -8%
         # while the VM's two vCPUs were near each other, within 2% while they were far
         # apart; but 64 x 128 +2% (batches of 8: +4 to +8%). Batches of 8 took another
-        # 2-6% off where spreading paid (SPREAD_STEPS). Float64 on two threads, batches of
+        # 1-5% off where spreading paid (SPREAD_STEPS). Float64 on two threads, batches of
         # 8, gained over float64 rows (128 x 128, 256 x 256 and the device shape's 256 x
         # 256 over 150 steps: -1 to -6%, minimums -5 to -8%) but lost over a float32
         # model's float32 rows (single_rows; 256 x 256: +2 to +4%). Weights past

@@ -519,7 +519,7 @@ cdef class Kernel:
         if n_threads == 1:
             if 2 * D < U:
                 return 0
-        elif D < U or (self.is_double and single_rows):
+        elif D < U or single_rows:  # (float32 rows of a float64 call)
             return 0
         return _SPREAD_STEPS if T > _SPREAD_STEPS else 0
 

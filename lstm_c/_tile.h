@@ -287,19 +287,17 @@ static void NAME##_##NS(LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {                    
  * 1 .. LSTMC_SPREAD_STEPS_MAX later steps over two (NAME_2g_NS, gates g0 and g0 + 1), and
  * NAME(ns, gates, ...) choosing one. */
 enum { LSTMC_SPREAD_STEPS_MAX = 12 };
+/* NAME_1 .. NAME_6, over G gates */
+#define LSTMC_DEFINE_SPREAD_TILES_TO_6(NAME, REAL, B_REAL, W, G, ATTR, LOAD_B)                 \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 1, G, ATTR, LOAD_B)                           \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 2, G, ATTR, LOAD_B)                           \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 3, G, ATTR, LOAD_B)                           \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 4, G, ATTR, LOAD_B)                           \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 5, G, ATTR, LOAD_B)                           \
+LSTMC_DEFINE_SPREAD_TILE(NAME, REAL, B_REAL, W, 6, G, ATTR, LOAD_B)
 #define LSTMC_DEFINE_SPREAD_TILES(NAME, REAL, B_REAL, W, ATTR, LOAD_B)                         \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 1, 4, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 2, 4, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 3, 4, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 4, 4, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 5, 4, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_4g, REAL, B_REAL, W, 6, 4, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 1, 2, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 2, 2, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 3, 2, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 4, 2, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 5, 2, ATTR, LOAD_B)                      \
-LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 6, 2, ATTR, LOAD_B)                      \
+LSTMC_DEFINE_SPREAD_TILES_TO_6(NAME##_4g, REAL, B_REAL, W, 4, ATTR, LOAD_B)                   \
+LSTMC_DEFINE_SPREAD_TILES_TO_6(NAME##_2g, REAL, B_REAL, W, 2, ATTR, LOAD_B)                   \
 LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 7, 2, ATTR, LOAD_B)                      \
 LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 8, 2, ATTR, LOAD_B)                      \
 LSTMC_DEFINE_SPREAD_TILE(NAME##_2g, REAL, B_REAL, W, 9, 2, ATTR, LOAD_B)                      \
@@ -312,18 +310,13 @@ static void NAME(ptrdiff_t ns, int gates, LSTMC_SPREAD_PARAMS(REAL, B_REAL)) {  
         return;                                                                               \
     }                                                                                         \
     switch (ns) {                                                                             \
-    case 1: NAME##_2g_1(LSTMC_SPREAD_ARGS); break;                                            \
-    case 2: NAME##_2g_2(LSTMC_SPREAD_ARGS); break;                                            \
-    case 3: NAME##_2g_3(LSTMC_SPREAD_ARGS); break;                                            \
-    case 4: NAME##_2g_4(LSTMC_SPREAD_ARGS); break;                                            \
-    case 5: NAME##_2g_5(LSTMC_SPREAD_ARGS); break;                                            \
-    case 6: NAME##_2g_6(LSTMC_SPREAD_ARGS); break;                                            \
     case 7: NAME##_2g_7(LSTMC_SPREAD_ARGS); break;                                            \
     case 8: NAME##_2g_8(LSTMC_SPREAD_ARGS); break;                                            \
     case 9: NAME##_2g_9(LSTMC_SPREAD_ARGS); break;                                            \
     case 10: NAME##_2g_10(LSTMC_SPREAD_ARGS); break;                                          \
     case 11: NAME##_2g_11(LSTMC_SPREAD_ARGS); break;                                          \
-    default: NAME##_2g_12(LSTMC_SPREAD_ARGS); break;                                          \
+    case 12: NAME##_2g_12(LSTMC_SPREAD_ARGS); break;                                          \
+    default: LSTMC_BY_SAMPLES(NAME##_2g, ns, (LSTMC_SPREAD_ARGS))                             \
     }                                                                                         \
 }
 

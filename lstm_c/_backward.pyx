@@ -77,6 +77,7 @@ cdef extern from "_backward.h" nogil:
     void lstmc_gradients_avx512(const lstmc_gradient_args *args)
     Py_ssize_t lstmc_backward_scratch(Py_ssize_t U, Py_ssize_t nblk)
     Py_ssize_t lstmc_gradient_work()
+    Py_ssize_t lstmc_gradient_pieces(const lstmc_gradient_args *args)
     int lstmc_have_avx512_gemm()
     int lstmc_derivative_needs_input(int code)
     int LSTMC_BACK_LANES_FLOAT, LSTMC_BACK_LANES_DOUBLE, LSTMC_GEMM_MR, LSTMC_GEMM_NR
@@ -332,16 +333,17 @@ cdef dict _backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef lstmc_gradient_args gargs
     cdef Py_ssize_t piece, column_pieces = (n + COLUMN_CHUNK - 1) // COLUMN_CHUNK
     cdef Py_ssize_t pieces = column_pieces + ((rows + ROW_CHUNK - 1) // ROW_CHUNK if input_gradient else 0)
+    if not fast:  # (the micro-kernels' own pieces bound theirs: _fill_gradient_args)
+        gemm_threads = <int>max(1, min(gemm_threads, pieces))
     if fast:
         if floating is float:
             if fold:
                 id_sums = np.zeros((len(embeddings), n), np.float32)
             ktp = pack_recurrent_transpose(np.asarray(kernel), LSTMC_GEMM_NR, _workspace(
                 "ktp", _round_up(D, LSTMC_GEMM_NR) * n, dtype)) if input_gradient else None
-            work = np.empty(gemm_threads * lstmc_gradient_work(), np.float32)
-            _fill_gradient_args(&gargs, rows, m_pad, m_pad, n, n_pad, D, &xh[0, 0], &dz[0, 0],
-                                &ktp[0, 0, 0] if ktp is not None else NULL, &ids[0] if fold else NULL,
-                                &dw[0, 0], d_x_ptr, &id_sums[0, 0] if fold else NULL, &work[0], gemm_threads)
+            work = _fill_gradient_args(&gargs, rows, m_pad, m_pad, n, n_pad, D, &xh[0, 0], &dz[0, 0],
+                                       &ktp[0, 0, 0] if ktp is not None else NULL, &ids[0] if fold else NULL,
+                                       &dw[0, 0], d_x_ptr, &id_sums[0, 0] if fold else NULL, gemm_threads)
     with nogil:
         lstmc_backward(&args)
         if fast:
@@ -385,13 +387,19 @@ def sum_rows_by_id(rows, ids, n_ids):
     return table
 
 
-cdef void _fill_gradient_args(lstmc_gradient_args *g, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t lda,
-                              Py_ssize_t n, Py_ssize_t n_pad, Py_ssize_t d, const float *a,
-                              const float *dz, const float *bt, const Py_ssize_t *ids, float *dw, float *dx,
-                              float *sums, float *work, int n_threads) noexcept:
+cdef object _fill_gradient_args(lstmc_gradient_args *g, Py_ssize_t rows, Py_ssize_t m, Py_ssize_t lda,
+                                Py_ssize_t n, Py_ssize_t n_pad, Py_ssize_t d, const float *a,
+                                const float *dz, const float *bt, const Py_ssize_t *ids, float *dw, float *dx,
+                                float *sums, int n_threads):
+    """Fill g for lstmc_gradients_avx512, on at most as many threads as it has pieces, and
+    return the threads' work (g.work points into it: keep it alive through the call)."""
     g.rows, g.m, g.lda, g.n, g.n_pad, g.d = rows, m, lda, n, n_pad, d
     g.a, g.dz, g.bt, g.ids = a, dz, bt, ids
-    g.dw, g.dx, g.sums, g.work, g.n_threads = dw, dx, sums, work, n_threads
+    g.dw, g.dx, g.sums = dw, dx, sums
+    g.n_threads = <int>max(1, min(n_threads, lstmc_gradient_pieces(g)))
+    cdef float[::1] work = np.empty(g.n_threads * lstmc_gradient_work(), np.float32)
+    g.work = &work[0]
+    return work
 
 
 #: Below this many multiply-adds a product stays in NumPy (packing and the call cost more).
@@ -444,10 +452,9 @@ def _linear_forward_avx512(const float[:, ::1] x_rows, kernel_t, int n_threads):
     cdef Py_ssize_t rows = x_rows.shape[0], features = x_rows.shape[1], units = kernel_t.shape[0]
     cdef const float[:, :, ::1] bt = pack_recurrent_transpose(kernel_t, LSTMC_GEMM_NR)
     cdef float[:, ::1] products = np.empty((rows, units), np.float32)
-    cdef float[::1] work = np.empty(n_threads * lstmc_gradient_work(), np.float32)
     cdef lstmc_gradient_args gargs
-    _fill_gradient_args(&gargs, rows, 0, 0, features, 0, units, NULL, &x_rows[0, 0], &bt[0, 0, 0], NULL, NULL,
-                        &products[0, 0], NULL, &work[0], n_threads)
+    work = _fill_gradient_args(&gargs, rows, 0, 0, features, 0, units, NULL, &x_rows[0, 0], &bt[0, 0, 0], NULL,
+                               NULL, &products[0, 0], NULL, n_threads)
     with nogil:
         lstmc_gradients_avx512(&gargs)
     return np.asarray(products)
@@ -463,12 +470,11 @@ def _linear_gradients_avx512(const float[:, ::1] x_rows, const float[:, ::1] d_r
     cdef const float[:, :, ::1] bt = pack_recurrent_transpose(kernel, LSTMC_GEMM_NR) if input_gradient else None
     if rows * units * features * (2 if input_gradient else 1) < MIN_CALL_WORK_FOR_THREADS:
         n_threads = 1
-    cdef float[::1] work = np.empty(n_threads * lstmc_gradient_work(), np.float32)
     cdef lstmc_gradient_args gargs
-    _fill_gradient_args(&gargs, rows, features, features, units, n_pad, features, &x_rows[0, 0], &d_rows[0, 0],
-                        &bt[0, 0, 0] if input_gradient else NULL, NULL, &dw[0, 0],
-                        &d_x[0, 0] if input_gradient else NULL, &sums[0, 0] if use_bias else NULL, &work[0],
-                        n_threads)
+    work = _fill_gradient_args(&gargs, rows, features, features, units, n_pad, features, &x_rows[0, 0],
+                               &d_rows[0, 0], &bt[0, 0, 0] if input_gradient else NULL, NULL, &dw[0, 0],
+                               &d_x[0, 0] if input_gradient else NULL, &sums[0, 0] if use_bias else NULL,
+                               n_threads)
     with nogil:
         lstmc_gradients_avx512(&gargs)
     d_x_array = np.asarray(d_x).reshape(x_shape) if input_gradient else None

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from ._threads import get_num_threads, set_num_threads
+from .cli import _thread_count
 from .layers import LSTM
 
 #: name: (batch, timesteps, features, units); a subset of benchmarks/bench.py's shapes.
@@ -40,7 +41,7 @@ def time_shape(B, T, D, H, target_s=0.5):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lstm-c bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated subset of {', '.join(SHAPES)}")
-    parser.add_argument("--threads", type=int, help="lstm_c threads (default: all cores)")
+    parser.add_argument("--threads", type=_thread_count, help="lstm_c threads (default: all cores)")
     arguments = parser.parse_args(argv)
     names = [name.strip() for name in arguments.shapes.split(",") if name.strip()]
     unknown = [name for name in names if name not in SHAPES]

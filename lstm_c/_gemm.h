@@ -200,10 +200,18 @@ static void lstmc_dx_piece(const lstmc_gradient_args *g, ptrdiff_t r0, float *ti
     }
 }
 
+/* The pieces of dW's columns, then of dX's rows: more threads than pieces would idle. */
+static inline ptrdiff_t lstmc_gradient_col_pieces(const lstmc_gradient_args *g) {
+    const ptrdiff_t piece_cols = LSTMC_DW_PANELS * LSTMC_GEMM_NR;
+    return g->a != NULL ? (g->n_pad + piece_cols - 1) / piece_cols : 0;
+}
+static inline ptrdiff_t lstmc_gradient_pieces(const lstmc_gradient_args *g) {
+    return lstmc_gradient_col_pieces(g) + (g->dx != NULL ? (g->rows + LSTMC_DX_ROWS - 1) / LSTMC_DX_ROWS : 0);
+}
+
 static void lstmc_gradients_avx512(const lstmc_gradient_args *g) {
     const ptrdiff_t piece_cols = LSTMC_DW_PANELS * LSTMC_GEMM_NR;
-    const ptrdiff_t col_pieces = g->a != NULL ? (g->n_pad + piece_cols - 1) / piece_cols : 0;
-    const ptrdiff_t pieces = col_pieces + (g->dx != NULL ? (g->rows + LSTMC_DX_ROWS - 1) / LSTMC_DX_ROWS : 0);
+    const ptrdiff_t col_pieces = lstmc_gradient_col_pieces(g), pieces = lstmc_gradient_pieces(g);
     ptrdiff_t piece;
     #pragma omp parallel for schedule(dynamic) num_threads(g->n_threads)
     for (piece = 0; piece < pieces; piece++) {
@@ -231,6 +239,7 @@ typedef struct {
     int n_threads;
 } lstmc_gradient_args;
 static inline ptrdiff_t lstmc_gradient_work(void) { return 1; }
+static inline ptrdiff_t lstmc_gradient_pieces(const lstmc_gradient_args *g) { (void)g; return 1; }
 static void lstmc_gradients_avx512(const lstmc_gradient_args *g) { (void)g; }
 #endif
 

@@ -8,22 +8,27 @@ Order of precedence: an explicit ``n_threads`` argument, then
 import numbers
 import os
 
-__all__ = ["set_num_threads", "get_num_threads", "effective_n_threads"]
+__all__ = ["set_num_threads", "get_num_threads", "effective_n_threads", "MAX_THREADS"]
+
+#: The most threads a call may ask for: more than the largest machines' hardware threads,
+#: and far below where OpenMP (GCC's libgomp) kills the process instead of failing (it
+#: exits when it cannot create a thread, ~60 000 here, and overflows its stack at 100 000).
+MAX_THREADS = 1024
 
 _configured = None  # set_num_threads's value; None = follow the environment
 _from_environment = None  # the environment's answer, read once (os.environ is slow per call)
 
 
 def _validate(n, source):
-    """A positive int from an int-like or (environment) digit string, else ValueError."""
+    """An int in [1, MAX_THREADS] from an int-like or (environment) digit string, else ValueError."""
     if isinstance(n, str):
         value = int(n.strip()) if n.strip().isdigit() else 0
     elif isinstance(n, numbers.Integral) and not isinstance(n, bool):
         value = int(n)
     else:
         value = 0
-    if value < 1:
-        raise ValueError(f"{source} must be a positive integer, got {n!r}")
+    if not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"{source} must be a positive integer up to {MAX_THREADS}, got {n!r}")
     return value
 
 

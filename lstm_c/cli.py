@@ -22,6 +22,7 @@ from pathlib import Path
 from . import _batch
 from ._inputs import INPUT_SUFFIXES, UsageError, open_input, open_model
 from ._outputs import OUTPUT_SUFFIXES, open_sink
+from ._threads import MAX_THREADS
 
 __all__ = ["main", "build_parser"]
 
@@ -66,6 +67,13 @@ def _positive_int(text):
     return value
 
 
+def _thread_count(text):
+    value = _positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_THREADS} threads, got {text!r}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +98,7 @@ def build_parser():
     run.add_argument("--stateful-stream", action="store_true",
                      help="read each sequence in time chunks of --chunk steps, state carried (any length)")
     run.add_argument("--chunk", type=_positive_int, metavar="T", help="timesteps per chunk (--stateful-stream)")
-    run.add_argument("--threads", type=_positive_int, metavar="N", help="lstm_c threads (default: all cores)")
+    run.add_argument("--threads", type=_thread_count, metavar="N", help="lstm_c threads (default: all cores)")
     run.add_argument("--dtype", choices=("float32", "float64"), help="compute precision (default: the model's)")
     run.add_argument("--trace", nargs="?", const=True, metavar="PATH",
                      help="also write the first LSTM's trace (default PATH: OUTPUT with .trace.npz)")

@@ -30,6 +30,7 @@ import operator
 import numpy as np
 
 from ._inputs import open_array
+from ._threads import _validate as _validate_threads
 from .streaming import ChunkRunner, check_streamable
 
 __all__ = ["predict", "from_file", "from_array", "blocks_with_positions"]
@@ -100,6 +101,8 @@ def predict(model, x, *, stream=None, batch_size=None, chunk_size=None, dtype=No
     x = x if isinstance(x, da.Array) else da.asarray(x)
     if x.ndim < 2:
         raise ValueError(f"lstm_c.dask.predict expects (samples, timesteps, ...) input, got shape {x.shape}")
+    if n_threads is not None:
+        n_threads = _validate_threads(n_threads, "n_threads")  # here, not in a worker
     stateful = _is_stateful(model)
     stream = stateful if stream is None else bool(stream)
     if stateful and not stream:

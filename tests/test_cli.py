@@ -230,6 +230,8 @@ def _bad_inputs(tmp_path, x):
     (["model.keras", "x.npy", "--key", "a"], 2, "--key applies to .npz"),
     (["model.keras", "x.npy", "--chunk", "3"], 2, "--stateful-stream and --chunk"),
     (["model.keras", "x.npy", "--batch-size", "0"], 2, "positive integer"),
+    (["model.keras", "x.npy", "--threads", "0"], 2, "positive integer"),
+    (["model.keras", "x.npy", "--threads", "100000"], 2, "at most 1024 threads"),
     (["model.keras", "code.txt"], 1, "needs the model's vocabulary"),
 ], ids=lambda value: value if isinstance(value, int) else None)
 def test_bad_input_exits_with_one_line_and_no_file(files, capsys, argv, status, message):

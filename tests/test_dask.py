@@ -91,6 +91,9 @@ def test_stateful_time_chunks_chain_the_state(client, rng):
     np.testing.assert_allclose(client.compute(y).result(), expected.predict(x), atol=1e-6)
     with pytest.raises(ValueError, match="stateful"):
         lstm_c.dask.predict(model, x, stream=False)
+    for bad in (0, 100_000):
+        with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+            lstm_c.dask.predict(model, x, n_threads=bad)
 
 
 def test_several_outputs_and_last_step_outputs(client, rng):

@@ -4,7 +4,7 @@ into the LSTM's backward, a Dense layer's products, on both GEMM paths."""
 import numpy as np
 import pytest
 
-from lstm_c import _backward
+from lstm_c import _backward, _threads
 from lstm_c.activations import activation_code
 from support import engine_forward, random_problem, tol
 from test_backward_engine import DTYPES, GRADIENTS, _with_gemm_path, run_both
@@ -104,3 +104,35 @@ def test_folded_embedding_gradients_do_not_depend_on_the_thread_count():
                                     n_threads=n) for n in (1, 2))
         for name in ("kernel", "recurrent_kernel", "bias", "embeddings", "h0", "c0"):
             np.testing.assert_array_equal(one[name], two[name], err_msg=f"{name}, fast={fast}")
+
+
+def test_gemms_ask_openmp_for_no_more_threads_than_pieces():
+    """Asked for the most threads a call may have (MAX_THREADS, here on two cores), the
+    gradient and Dense GEMMs start no more than they have pieces (OpenMP would start them
+    all) and give the same bits as one thread."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 70)).astype(np.float32)
+    d_y = rng.normal(size=(300, 50)).astype(np.float32)
+    kernel = rng.normal(size=(70, 50)).astype(np.float32)
+    many = _threads.MAX_THREADS
+    for fast in (True, False):
+        for one, lots in ((_with_gemm_path(fast, _backward.linear_gradients, x, d_y, kernel, True, True, n)
+                           for n in (1, many)),
+                          ([_with_gemm_path(fast, _backward.linear_forward, x, kernel, None, n)]
+                           for n in (1, many))):
+            for a, b in zip(one, lots):
+                np.testing.assert_array_equal(a, b, err_msg=f"fast={fast}")
+    B, T, D, U = 8, 30, 16, 32
+    _, K, R, b = random_problem(rng, B, T, D, U, np.float32)
+    xs = rng.normal(size=(B, T, D)).astype(np.float32)
+    forward = engine_forward(xs, K, R, b)
+    trace = np.stack([forward[name] for name in ("i", "f", "g", "o", "c_seq", "h_seq")])
+    zeros = np.zeros((B, U), np.float32)
+    d_outputs = rng.normal(size=(B, T, U)).astype(np.float32)
+    for fast in (True, False):
+        one, lots = (_with_gemm_path(fast, _backward.lstm_backward, xs, K, R, b, trace, zeros, zeros,
+                                     d_outputs=d_outputs, activation=activation_code("tanh"),
+                                     recurrent_activation=activation_code("sigmoid"), n_threads=n)
+                     for n in (1, many))
+        for name in ("x", "kernel", "recurrent_kernel", "bias", "h0", "c0"):
+            np.testing.assert_array_equal(one[name], lots[name], err_msg=f"{name}, fast={fast}")

@@ -46,9 +46,16 @@ def test_thread_count_resolution(monkeypatch):
     assert _threads.effective_n_threads(7) == 7
     lstm_c.set_num_threads(None)
     assert lstm_c.get_num_threads() == 5
-    for bad in (0, -1, 1.5, "two", True):
+    for bad in (0, -1, 1.5, "two", True, _threads.MAX_THREADS + 1, 2**31, 10**20):
         with pytest.raises(ValueError, match="positive integer"):
             lstm_c.set_num_threads(bad)
+    lstm_c.set_num_threads(_threads.MAX_THREADS)
+    assert lstm_c.get_num_threads() == _threads.MAX_THREADS
+    # OpenMP kills the process past some tens of thousands of threads: a clear error first
+    monkeypatch.setenv("LSTM_C_NUM_THREADS", "100000")
+    lstm_c.set_num_threads(None)
+    with pytest.raises(ValueError, match="LSTM_C_NUM_THREADS must be a positive integer up to 1024"):
+        lstm_c.get_num_threads()
     monkeypatch.setenv("LSTM_C_NUM_THREADS", "0")
     lstm_c.set_num_threads(None)
     with pytest.raises(ValueError, match="LSTM_C_NUM_THREADS must be a positive integer"):

@@ -2,9 +2,19 @@
 
 import numpy as np
 
-__all__ = ["as_float_array", "resolve_dtype", "as_mask", "as_state"]
+__all__ = ["as_float_array", "resolve_dtype", "as_mask", "as_state", "positive_int"]
 
 _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def positive_int(value, what, none_allowed=False):
+    """``value`` as an int >= 1 (a Python or NumPy integer, not a bool), or None when
+    ``none_allowed``; else ValueError naming ``what``."""
+    if value is None and none_allowed:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer{' or None' if none_allowed else ''}, got {value!r}")
+    return int(value)
 
 
 def resolve_dtype(dtype):

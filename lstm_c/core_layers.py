@@ -13,7 +13,7 @@ import numpy as np
 
 from . import initializers
 from ._symbolic import is_symbolic, symbolic_call
-from ._validation import as_float_array, resolve_dtype
+from ._validation import as_float_array, positive_int, resolve_dtype
 from .activations import ACTIVATIONS, canonical_name, numpy_activation
 
 __all__ = ["Layer", "Embedding", "Masking", "Dense", "Dropout", "DENSE_ACTIVATIONS"]
@@ -46,12 +46,6 @@ def _dense_activation(name):
         raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(DENSE_ACTIVATIONS)} "
                          "(or None for linear)") from None
     return canonical, numpy_activation(canonical)
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _rate(value, what):
@@ -164,8 +158,8 @@ class Embedding(Layer):
     def __init__(self, input_dim, output_dim, mask_zero=False, embeddings_initializer="random_uniform",
                  dtype="float32", seed=None, name=None):
         super().__init__(dtype, name)
-        self.input_dim = _positive_int(input_dim, "Embedding input_dim")
-        self.output_dim = _positive_int(output_dim, "Embedding output_dim")
+        self.input_dim = positive_int(input_dim, "Embedding input_dim")
+        self.output_dim = positive_int(output_dim, "Embedding output_dim")
         self.mask_zero = bool(mask_zero)
         initializers.get(embeddings_initializer)  # unknown names fail now
         self.embeddings_initializer = embeddings_initializer
@@ -277,7 +271,7 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", dtype="float32", seed=None, name=None):
         super().__init__(dtype, name)
-        self.units = _positive_int(units, "Dense units")
+        self.units = positive_int(units, "Dense units")
         self.activation, self._activation_fn = _dense_activation(activation)
         self.use_bias = bool(use_bias)
         for init in (kernel_initializer, bias_initializer):

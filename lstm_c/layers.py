@@ -10,7 +10,7 @@ from ._core import aligned_empty
 from ._buffers import referenced_elsewhere
 from ._symbolic import is_symbolic, symbolic_call
 from ._threads import effective_n_threads
-from ._validation import as_float_array, as_mask, as_state, resolve_dtype
+from ._validation import as_float_array, as_mask, as_state, positive_int, resolve_dtype
 from .activations import activation_code, canonical_name
 from .core_layers import Dense, Dropout, Embedding, Masking  # re-exported: every layer from one place
 from .trace import Trace
@@ -62,13 +62,11 @@ class LSTM:
                  recurrent_dropout=0.0, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, dtype="float32", seed=None, *,
                  zero_output_for_mask=False, unroll=False, batch_size=None, name=None):
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
+        units = positive_int(units, "units")
         for label, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= float(rate) < 1.0:
                 raise ValueError(f"{label} must be in [0, 1), got {rate!r}")
-        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        batch_size = positive_int(batch_size, "batch_size", none_allowed=True)
         self.units = int(units)
         self.activation = canonical_name(activation)
         self.recurrent_activation = canonical_name(recurrent_activation)
@@ -209,7 +207,7 @@ class LSTM:
         if batch_size is not None:
             if samples is not None:
                 raise ValueError("reset_states: give either samples or batch_size, not both")
-            self.batch_size = int(batch_size)
+            self.batch_size = positive_int(batch_size, "reset_states: batch_size")
             self._states = None
         if states is None and self.batch_size is None:
             return  # nothing held yet: the first call starts from zeros anyway

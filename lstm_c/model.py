@@ -11,6 +11,7 @@ import numpy as np
 
 from ._blas_threads import one_thread_pool
 from ._symbolic import InputLayer, SymbolicTensor, adopt_batch_size, map_structure, output_list, shape_text
+from ._validation import positive_int
 from .training import TrainingMixin
 
 #: Samples per call of a stateless model's predict when no batch size is given: large
@@ -119,9 +120,7 @@ class _BaseModel(TrainingMixin):
             return stateful_batch
         if batch_size is None:
             return default
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        return int(batch_size)
+        return positive_int(batch_size, "batch_size", none_allowed=True)
 
     @property
     def stateful_batch_size(self):

@@ -16,6 +16,7 @@ one call to the next itself and never reads or changes the state the user's mode
 import numpy as np
 
 from ._symbolic import InputLayer, SymbolicTensor, flatten
+from ._validation import positive_int
 from .bidirectional import Bidirectional
 from .core_layers import Any, Dense, Dropout, Embedding, Masking, NotEqual
 from .layers import LSTM
@@ -246,8 +247,7 @@ class ChunkRunner:
 def time_chunks(inputs, chunk_size):
     """Consecutive time slices ``x[:, t:t + chunk_size]`` of an array (or of each array of a
     list): views, so a memory-mapped array is read one chunk at a time."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    positive_int(chunk_size, "chunk_size")
     arrays = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     if any(np.ndim(a) < 2 for a in arrays):
         raise ValueError(f"time chunks need (batch, timesteps, ...) arrays, got shapes {[np.shape(a) for a in arrays]}")

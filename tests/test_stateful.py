@@ -150,6 +150,16 @@ def test_reset_states_bad_samples(rng):
             layer.reset_states(samples=bad)
     with pytest.raises(ValueError, match="state h must have shape"):
         layer.reset_states(states=[np.zeros((3, 5)), np.zeros((3, 4))])
+    # a bad new batch size is refused before the held state is dropped
+    held = layer.states
+    for bad in (0, -3, 2.5, "2", True):
+        with pytest.raises(ValueError, match="reset_states: batch_size must be a positive integer"):
+            layer.reset_states(batch_size=bad)
+    assert layer.batch_size == 3
+    for kept, before in zip(layer.states, held):
+        np.testing.assert_array_equal(kept, before)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer or None"):
+        lstm_c.LSTM(4, stateful=True, batch_size=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

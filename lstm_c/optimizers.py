@@ -18,7 +18,15 @@ try:
 except ImportError:   # the compiled module is not built: the NumPy formulas alone
     _adam_update = None
 
-__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "clip_by_norm"]
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "get", "clip_by_norm", "checked_clipnorm"]
+
+
+def checked_clipnorm(clipnorm):
+    """``clipnorm`` as a positive float, or None; else ValueError (a negative one would
+    turn the gradients around, NaN would poison them)."""
+    if clipnorm is not None and not float(clipnorm) > 0:
+        raise ValueError(f"clipnorm must be positive or None, got {clipnorm!r}")
+    return None if clipnorm is None else float(clipnorm)
 
 
 def clip_by_norm(gradient, clipnorm):
@@ -34,10 +42,8 @@ class Optimizer:
     def __init__(self, learning_rate, clipnorm=None):
         if not float(learning_rate) > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-        if clipnorm is not None and not float(clipnorm) > 0:
-            raise ValueError(f"clipnorm must be positive or None, got {clipnorm!r}")
         self.learning_rate = float(learning_rate)
-        self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.clipnorm = checked_clipnorm(clipnorm)
         self.iterations = 0
         self._slots = {}
 

@@ -14,6 +14,7 @@ Ctrl-C stops ``fit`` cleanly: the weights stay those of the last completed step 
 """
 
 import contextlib
+import math
 import signal
 import sys
 import threading
@@ -137,6 +138,7 @@ class TrainingMixin:
         from . import backprop
 
         self._check_compiled("train_on_batch")
+        clipnorm = optimizers.checked_clipnorm(clipnorm)
         with one_thread_pool(x if isinstance(x, (list, tuple)) else [x]):   # see lstm_c/_blas_threads.py
             outputs, tape = backprop.forward(self, x, training=True)
             value, d_outputs = backprop.loss_and_output_gradients(self.loss, outputs, y, tape.model_output_masks())
@@ -170,7 +172,7 @@ class TrainingMixin:
         return total / seen
 
     def fit(self, x, y, epochs=1, batch_size=None, shuffle=True, validation_data=None, clipnorm=None,
-            verbose=1, callbacks=None, seed=None):
+            verbose=1, callbacks=None, seed=None, validation_split=0.0):
         """Train for ``epochs`` passes over ``(x, y)``.
 
         Parameters
@@ -184,6 +186,9 @@ class TrainingMixin:
             Shuffle the samples every epoch. Stateful models need ``shuffle=False``.
         validation_data : (x_val, y_val) or None
             Evaluated after every epoch as ``val_loss``.
+        validation_split : float in [0, 1)
+            Without ``validation_data``: hold out this fraction of the samples, the last
+            ones before any shuffling (as Keras), as the validation data.
         clipnorm : float or None
             Clip each gradient to this L2 norm (Keras's ``clipnorm``; overrides the optimizer's).
         verbose : {0, 1, 2}
@@ -199,10 +204,16 @@ class TrainingMixin:
             stateful model's state is reset at the start of every epoch.
         """
         self._check_compiled("fit")
-        inputs, targets = self._input_list(x), _as_list(y)
+        # everything checked before the first step changes a weight
+        clipnorm = optimizers.checked_clipnorm(clipnorm)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        inputs, targets = self._samples(x, y, "fit")
+        if validation_data is not None:
+            validation_data = self._validation_pair(validation_data)
+        elif validation_split:
+            inputs, targets, validation_data = self._split_off_validation(inputs, targets, validation_split)
         n = len(inputs[0])
-        if any(len(t) != n for t in targets):
-            raise ValueError(f"{self._label()}.fit: {n} input samples but targets of {[len(t) for t in targets]}")
         rng = np.random.default_rng(seed)
         callbacks = list(callbacks or [])
         for callback in callbacks:
@@ -245,6 +256,39 @@ class TrainingMixin:
         return history
 
     # ------------------------------------------------------------------ helpers
+    def _samples(self, x, y, what):
+        """The input and target lists of ``(x, y)``, as many samples each."""
+        inputs, targets = self._input_list(x), _as_list(y)
+        n = len(inputs[0])
+        if any(len(t) != n for t in targets):
+            raise ValueError(f"{self._label()}.{what}: {n} input samples but targets of {[len(t) for t in targets]}")
+        return inputs, targets
+
+    def _validation_pair(self, validation_data):
+        """fit's ``validation_data``, checked as evaluate will take it."""
+        if not isinstance(validation_data, (list, tuple)) or len(validation_data) != 2:
+            got = f"{len(validation_data)} items" if isinstance(validation_data, (list, tuple)) \
+                else type(validation_data).__name__
+            raise ValueError(f"{self._label()}.fit: validation_data must be (x_val, y_val) (sample weights are "
+                             f"not supported), got {got}")
+        inputs, targets = self._samples(*validation_data, "fit validation_data")
+        if len(inputs[0]) == 0:
+            raise ValueError(f"{self._label()}.fit: validation_data has no samples")
+        return inputs, targets if len(targets) > 1 else targets[0]
+
+    def _split_off_validation(self, inputs, targets, validation_split):
+        """Keras's validation_split: the last floor(n * split) samples, before shuffling."""
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        n = len(inputs[0])
+        split_at = int(math.floor(n * (1.0 - float(validation_split))))
+        if split_at == 0 or split_at == n:
+            raise ValueError(f"{self._label()}.fit: {n} samples cannot be split into training and validation "
+                             f"data with validation_split={validation_split}; give more data or another split")
+        validation = ([a[split_at:] for a in inputs], [t[split_at:] for t in targets])
+        return ([a[:split_at] for a in inputs], [t[:split_at] for t in targets],
+                (validation[0], validation[1] if len(targets) > 1 else validation[1][0]))
+
     def _check_compiled(self, what):
         if self.optimizer is None or self.loss is None:
             raise RuntimeError(f"{self._label()} must be compiled before {what}: call "

@@ -76,6 +76,49 @@ def test_compile_and_fit_errors(rng):
         lstm_c.gradients(lstm_c.Sequential([object_layer()]), x, y, "mse")
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(validation_data=None, validation_split=0.99), "8 samples cannot be split"),
+    (dict(validation_split=1.0), r"validation_split must be in \[0, 1\)"),
+    (dict(validation_data="x"), r"validation_data must be \(x_val, y_val\).*got str"),
+    (dict(validation_data=("x", "y", "weights")), r"sample weights are not supported\), got 3 items"),
+    (dict(validation_data=("VX", "VY4")), "5 input samples but targets of"),
+    (dict(epochs=2.5), "epochs must be a non-negative integer"),
+    (dict(epochs=-1), "epochs must be a non-negative integer"),
+    (dict(clipnorm=-1.0), "clipnorm must be positive"),
+    (dict(clipnorm=float("nan")), "clipnorm must be positive"),
+])
+def test_bad_fit_arguments_are_refused_before_any_step(rng, options, message):
+    """A wrong validation set, epoch count or clipnorm used to surface after an epoch of
+    training (or turned the gradients around): now fit refuses it with the weights as
+    they were."""
+    x, y = sum_problem(rng, n=8)
+    stand_ins = {"VX": x[:5], "VY4": y[:4]}
+    if isinstance(options.get("validation_data"), tuple):
+        options["validation_data"] = tuple(stand_ins.get(v, v) for v in options["validation_data"])
+    model = small_model()
+    model.compile("sgd", "mse")
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, y, verbose=0, **options)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="clipnorm must be positive"):
+        model.train_on_batch(x, y, clipnorm=0.0)
+
+
+def test_validation_split_holds_out_the_last_samples_as_keras(rng):
+    """validation_split=0.25 of 12 samples trains on the first 9 (floor(12 * 0.75)) and
+    validates on the last 3, before shuffling: the run of validation_data=(x[9:], y[9:])."""
+    x, y = sum_problem(rng, n=12)
+    runs = []
+    for options in (dict(validation_split=0.25), dict(validation_data=(x[9:], y[9:]))):
+        model = small_model()
+        model.compile("sgd", "mse")
+        inputs, targets = (x, y) if "validation_split" in options else (x[:9], y[:9])
+        runs.append(model.fit(inputs, targets, epochs=2, batch_size=3, verbose=0, seed=1, **options))
+    assert runs[0] == runs[1] and len(runs[0]["val_loss"]) == 2
+
+
 def object_layer():
     class Unknown:  # a layer-like object lstm_c has no backward rule for
         name, built, stateful, supports_masking = "unknown", True, False, True

@@ -270,7 +270,7 @@ class Session:
     def reset_states(self, samples=None, batch=None):
         """Reset the state of ``samples`` (batch slots; None: all) right before ``batch``
         (default: the current one), like ``layer.reset_states(samples=...)`` between calls."""
-        batch = self.batch if batch is None else int(batch)
+        batch = self.batch if batch is None else self._batch_index(batch)
         rows = self._slot_resets.setdefault(batch, np.zeros(self.batch_size, bool))
         if samples is None:
             rows[:] = True
@@ -292,11 +292,20 @@ class Session:
     def set_initial_state(self, h0, c0, batch=0):
         """Start ``batch`` from a given ``initial_state=[h0, c0]``, each (batch_size, units)."""
         shape = (self.batch_size, self.units)
+        batch = self._batch_index(batch)
         h0, c0 = (np.asarray(s, self.model.lstm.dtype) for s in (h0, c0))
         if h0.shape != shape or c0.shape != shape:
             raise ValueError(f"initial state must be two arrays of shape {shape}, got {h0.shape}, {c0.shape}")
-        self._given[int(batch)] = (h0.copy(), c0.copy())
+        self._given[batch] = (h0.copy(), c0.copy())
         self._changed_mode()
+
+    def _batch_index(self, batch):
+        """One of the current batches (0 .. n_batches - 1), else ValueError: a reset or
+        state filed under any other number would never run, or fail the next trace."""
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 0 <= batch < self.n_batches:
+            raise ValueError(f"batch must be one of the {self.n_batches} batches (0 .. {self.n_batches - 1}), "
+                             f"got {batch!r}")
+        return int(batch)
 
     def clear_initial_state(self, batch=0):
         self._given.pop(int(batch), None)

@@ -99,8 +99,10 @@ def test_per_slot_reset_touches_only_that_slot(session):
 
 def test_session_equals_a_stateful_layer_fed_batch_by_batch(rng):
     """The session's explicit carry is what lstm_c's (and Keras's) stateful layer does,
-    including lstm_c's per-slot reset."""
-    session = numeric_session(rng)
+    including lstm_c's per-slot reset (six batches: resets of all slots before 0 and 4,
+    of slot 1 before 2)."""
+    session = numeric_session(rng, length=180)
+    assert session.n_batches == 6
     session.reset_states(samples=[1], batch=2)
     session.set_reset_every(4)
     session.recompute()
@@ -129,6 +131,16 @@ def test_reset_schedule_and_given_initial_state(rng):
         session.set_reset_every(0)
     with pytest.raises(ValueError):
         session.set_initial_state(h0[:2], c0[:2])
+    # a batch that does not exist: refused, where it used to be filed and break the next trace
+    # (past the end) or mark the last batch GIVEN while it ran from its carried state (-1)
+    for batch in (session.n_batches, -1, 1.0, True):
+        with pytest.raises(ValueError, match=f"one of the {session.n_batches} batches"):
+            session.set_initial_state(h0, c0, batch=batch)
+        with pytest.raises(ValueError, match=f"one of the {session.n_batches} batches"):
+            session.reset_states(batch=batch)
+    before = session.provenance.copy()
+    session.recompute()
+    np.testing.assert_array_equal(session.provenance, before)
 
 
 def test_what_if_replays_from_the_changed_state(session):

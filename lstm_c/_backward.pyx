@@ -333,9 +333,9 @@ cdef dict _backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef lstmc_gradient_args gargs
     cdef Py_ssize_t piece, column_pieces = (n + COLUMN_CHUNK - 1) // COLUMN_CHUNK
     cdef Py_ssize_t pieces = column_pieces + ((rows + ROW_CHUNK - 1) // ROW_CHUNK if input_gradient else 0)
-    if not fast:  # (the micro-kernels' own pieces bound theirs: _fill_gradient_args)
+    if not fast:  # no more threads than pieces (the micro-kernels': _fill_gradient_args)
         gemm_threads = <int>max(1, min(gemm_threads, pieces))
-    if fast:
+    else:
         if floating is float:
             if fold:
                 id_sums = np.zeros((len(embeddings), n), np.float32)

@@ -8,7 +8,7 @@ Order of precedence: an explicit ``n_threads`` argument, then
 import numbers
 import os
 
-__all__ = ["set_num_threads", "get_num_threads", "effective_n_threads", "MAX_THREADS"]
+__all__ = ["set_num_threads", "get_num_threads", "effective_n_threads", "checked_n_threads", "MAX_THREADS"]
 
 #: The most threads a call may ask for: more than the largest machines' hardware threads,
 #: and far below where OpenMP (GCC's libgomp) kills the process instead of failing (it
@@ -19,7 +19,7 @@ _configured = None  # set_num_threads's value; None = follow the environment
 _from_environment = None  # the environment's answer, read once (os.environ is slow per call)
 
 
-def _validate(n, source):
+def checked_n_threads(n, source):
     """An int in [1, MAX_THREADS] from an int-like or (environment) digit string, else ValueError."""
     if isinstance(n, str):
         value = int(n.strip()) if n.strip().isdigit() else 0
@@ -46,7 +46,7 @@ def set_num_threads(n):
     read at the first call that needs it; ``set_num_threads(None)`` reads them again.
     """
     global _configured, _from_environment
-    _configured = None if n is None else _validate(n, "set_num_threads(n)")
+    _configured = None if n is None else checked_n_threads(n, "set_num_threads(n)")
     if n is None:
         _from_environment = None
 
@@ -59,7 +59,7 @@ def get_num_threads():
 def effective_n_threads(n_threads=None):
     """Resolve a thread count: explicit > set_num_threads > environment > all cores."""
     if n_threads is not None:
-        return _validate(n_threads, "n_threads")
+        return checked_n_threads(n_threads, "n_threads")
     if _configured is not None:
         return _configured
     global _from_environment
@@ -73,5 +73,5 @@ def _read_environment():
         value = os.environ.get(var, "").strip()
         if value:
             # OMP_NUM_THREADS may be a list ("4,2") for nested regions: the first counts
-            return _validate(value.split(",")[0], var)
+            return checked_n_threads(value.split(",")[0], var)
     return _available_cores()

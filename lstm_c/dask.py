@@ -30,7 +30,7 @@ import operator
 import numpy as np
 
 from ._inputs import open_array
-from ._threads import _validate as _validate_threads
+from ._threads import checked_n_threads
 from .streaming import ChunkRunner, check_streamable
 
 __all__ = ["predict", "from_file", "from_array", "blocks_with_positions"]
@@ -102,7 +102,7 @@ def predict(model, x, *, stream=None, batch_size=None, chunk_size=None, dtype=No
     if x.ndim < 2:
         raise ValueError(f"lstm_c.dask.predict expects (samples, timesteps, ...) input, got shape {x.shape}")
     if n_threads is not None:
-        n_threads = _validate_threads(n_threads, "n_threads")  # here, not in a worker
+        n_threads = checked_n_threads(n_threads, "n_threads")  # here, not in a worker
     stateful = _is_stateful(model)
     stream = stateful if stream is None else bool(stream)
     if stateful and not stream:

@@ -67,7 +67,7 @@ class LSTM:
             if not 0.0 <= float(rate) < 1.0:
                 raise ValueError(f"{label} must be in [0, 1), got {rate!r}")
         batch_size = positive_int(batch_size, "batch_size", none_allowed=True)
-        self.units = int(units)
+        self.units = units
         self.activation = canonical_name(activation)
         self.recurrent_activation = canonical_name(recurrent_activation)
         self.use_bias = bool(use_bias)

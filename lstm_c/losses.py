@@ -130,7 +130,7 @@ class SparseCategoricalCrossentropy(Loss):
         if labels.shape != y_pred.shape[:-1]:
             raise ValueError(f"{self.name}: targets must have shape {y_pred.shape[:-1]} (class ids), "
                              f"got {labels.shape}")
-        if labels.dtype.kind not in "biuf" or labels.dtype.kind == "f" and np.any(labels != np.round(labels)):
+        if labels.dtype.kind not in "biuf" or (labels.dtype.kind == "f" and np.any(labels != np.round(labels))):
             raise ValueError(f"{self.name}: targets must be integer class ids")
         labels = labels.astype(np.intp)[..., None]
         classes = y_pred.shape[-1]

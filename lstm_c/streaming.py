@@ -190,12 +190,27 @@ class ChunkRunner:
 
     def run(self, inputs):
         """The model's output(s) for ``inputs`` (as a call of the model would return them)."""
+        self._check_rows(inputs)
         if isinstance(self.model, (LSTM, Bidirectional)):
             return self._call(0, self.model, (inputs,), {})
         if not replayable(self.model):
             return self.model(inputs)
         outputs = self.model._run(self.model._input_list(inputs), False, call=self._call)
         return outputs if self.model._several_outputs else outputs[0]
+
+    def _check_rows(self, inputs):
+        """The carried state has one row per sequence: a call with other rows is refused
+        here, in those terms, before any layer runs."""
+        if not self._carried:
+            return
+        first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        rows = np.shape(first)[0] if np.ndim(first) > 0 else None
+        carried = len(next(iter(self._carried.values()))[0])
+        if rows != carried:
+            what = "sequences: every chunk continues the same rows" if self.continue_time \
+                else "rows: a stateful layer's batches keep one size"
+            raise ValueError(f"this call has {rows} row{'' if rows == 1 else 's'}, but the state carried from the "
+                             f"calls before it is for {carried} {what}")
 
     # ------------------------------------------------------------------ the call hook
     def _call(self, key, layer, args, kwargs):

@@ -148,6 +148,24 @@ def test_runner_batches_continue_a_stateful_model_like_predict(rng):
     np.testing.assert_allclose(got, model.predict(x), atol=1e-6)
 
 
+def test_a_call_with_other_rows_than_the_carried_state_is_refused_in_those_terms(rng):
+    """A chunk of 2 rows after chunks of 3 (or a stateful model's batch of 2 after 3) used
+    to fail inside the first LSTM, as an initial_state of the wrong shape."""
+    x = masked_inputs(rng)
+    stream = lstm_c.stream(stacked_model(True), iter([x[:, :5], x[:2, 5:]]))
+    next(stream)
+    with pytest.raises(ValueError, match="this call has 2 rows, but the state carried from the calls before it "
+                                         "is for 3 sequences: every chunk continues the same rows"):
+        next(stream)
+    runner = ChunkRunner(stacked_model(True, stateful=True, batch_size=3))
+    runner.run(x)
+    carry = runner.carry
+    with pytest.raises(ValueError, match="has 1 row, but .* for 3 rows: a stateful layer's batches keep one size"):
+        runner.run(x[:1])
+    # the refused call changed nothing: the runner goes on as one resumed from before it
+    np.testing.assert_array_equal(runner.run(x), ChunkRunner(runner.model, carry=carry).run(x))
+
+
 def test_runner_sequences_give_the_output_for_every_prefix(rng):
     model = stacked_model(False)
     x = masked_inputs(rng)

@@ -387,8 +387,12 @@ class Model(_BaseModel):
             if id(node) in found:
                 continue
             if isinstance(node.layer, InputLayer) and id(node) not in input_nodes:
-                raise ValueError(f"Model outputs depend on the input {node.layer.name!r}, which is not among "
-                                 f"the model's inputs {[t.node.layer.name for t in self.inputs]}")
+                # Inputs are not numbered globally (no shared counter), so two may share a name
+                given = [t.node.layer.name for t in self.inputs]
+                same = " (another lstm_c.Input of that name)" if node.layer.name in given else ""
+                raise ValueError(f"Model outputs depend on the input {node.layer.name!r}{same} of shape "
+                                 f"{shape_text(node.layer.batch_shape)}, which is not among the model's inputs "
+                                 f"{given}")
             found[id(node)] = node
             stack.extend(t.node for t in node.inputs)
         return sorted(found.values(), key=lambda n: n.number)

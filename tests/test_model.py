@@ -171,8 +171,13 @@ def test_weights_round_trip_and_errors(rng):
 def test_model_errors_say_expected_and_got():
     a, b = lstm_c.Input((2, 3)), lstm_c.Input((2, 3), name="other")
     y = lstm_c.LSTM(2)(b)
-    with pytest.raises(ValueError, match="depend on the input 'other', which is not among the model's inputs"):
+    with pytest.raises(ValueError, match=r"depend on the input 'other' of shape \(None, 2, 3\), which is not "
+                                         r"among the model's inputs \['input_layer'\]"):
         lstm_c.Model(a, y)
+    # unnamed Inputs share their default name: the message says it is another one
+    with pytest.raises(ValueError, match=r"input 'input_layer' \(another lstm_c.Input of that name\) of shape "
+                                         r"\(None, 5, 3\)"):
+        lstm_c.Model(a, lstm_c.LSTM(2)(lstm_c.Input((5, 3))))
     with pytest.raises(ValueError, match="returns several .* use lstm_c.Model"):
         lstm_c.Sequential([lstm_c.LSTM(2, return_state=True)])
     model = lstm_c.Model([a, b], [y])

@@ -109,6 +109,11 @@ def _as_list(arrays):
     return list(arrays) if isinstance(arrays, (list, tuple)) else [arrays]
 
 
+def _unlisted(targets):
+    """One model output's targets as the array itself, several as the list (as given)."""
+    return targets if len(targets) > 1 else targets[0]
+
+
 class TrainingMixin:
     """compile / fit / train_on_batch / evaluate for lstm_c models."""
 
@@ -157,15 +162,14 @@ class TrainingMixin:
         from . import backprop
 
         self._check_compiled("evaluate")
-        inputs, targets = self._input_list(x), _as_list(y)
+        inputs, targets = self._samples(x, y, "evaluate")
         total, seen = 0.0, 0
         for rows in self._batches(len(inputs[0]), batch_size, shuffle=False, rng=None, what="evaluate"):
             with single_threaded_blas():
                 outputs, tape = backprop.forward(self, [a[rows] for a in inputs], training=False, record=False)
             batch_targets = [t[rows] for t in targets]
-            value, _ = backprop.loss_and_output_gradients(
-                self.loss, outputs, batch_targets if len(batch_targets) > 1 else batch_targets[0],
-                tape.model_output_masks())
+            value, _ = backprop.loss_and_output_gradients(self.loss, outputs, _unlisted(batch_targets),
+                                                          tape.model_output_masks())
             total, seen = total + value * len(rows), seen + len(rows)
         if verbose:
             print(f"evaluate - loss: {total / seen:.4f}")
@@ -234,9 +238,7 @@ class TrainingMixin:
                 for number, rows in enumerate(batches):
                     self._notify(callbacks, "on_batch_begin", number)
                     batch_targets = [t[rows] for t in targets]
-                    value = self.train_on_batch([a[rows] for a in inputs],
-                                                batch_targets if len(batch_targets) > 1 else batch_targets[0],
-                                                clipnorm)
+                    value = self.train_on_batch([a[rows] for a in inputs], _unlisted(batch_targets), clipnorm)
                     total, seen = total + value * len(rows), seen + len(rows)
                     progress.update(total / seen)
                     self._notify(callbacks, "on_batch_end", number, {"loss": value})
@@ -274,7 +276,7 @@ class TrainingMixin:
         inputs, targets = self._samples(*validation_data, "fit validation_data")
         if len(inputs[0]) == 0:
             raise ValueError(f"{self._label()}.fit: validation_data has no samples")
-        return inputs, targets if len(targets) > 1 else targets[0]
+        return inputs, _unlisted(targets)
 
     def _split_off_validation(self, inputs, targets, validation_split):
         """Keras's validation_split: the last floor(n * split) samples, before shuffling."""
@@ -285,9 +287,8 @@ class TrainingMixin:
         if split_at == 0 or split_at == n:
             raise ValueError(f"{self._label()}.fit: {n} samples cannot be split into training and validation "
                              f"data with validation_split={validation_split}; give more data or another split")
-        validation = ([a[split_at:] for a in inputs], [t[split_at:] for t in targets])
-        return ([a[:split_at] for a in inputs], [t[:split_at] for t in targets],
-                (validation[0], validation[1] if len(targets) > 1 else validation[1][0]))
+        held_out = ([a[split_at:] for a in inputs], _unlisted([t[split_at:] for t in targets]))
+        return [a[:split_at] for a in inputs], [t[:split_at] for t in targets], held_out
 
     def _check_compiled(self, what):
         if self.optimizer is None or self.loss is None:

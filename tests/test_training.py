@@ -72,6 +72,9 @@ def test_compile_and_fit_errors(rng):
     model.compile("adam", "mse")
     with pytest.raises(ValueError, match="8 input samples but targets of"):
         model.fit(x, y[:4])
+    # evaluate used to score 8 samples against the first 8 of 12 targets without a word
+    with pytest.raises(ValueError, match=r"evaluate: 8 input samples but targets of \[12\]"):
+        model.evaluate(x, np.concatenate([y, y[:4]]))
     with pytest.raises(TypeError, match="cannot compute gradients through"):
         lstm_c.gradients(lstm_c.Sequential([object_layer()]), x, y, "mse")
 

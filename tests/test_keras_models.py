@@ -116,6 +116,32 @@ def test_masking_and_go_backwards(tmp_path, suffix):
     assert_same(round_trip(model, tmp_path, suffix)(x), model(x))
 
 
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_sequential_nested_in_a_sequential_runs_as_its_layers(tmp_path, suffix):
+    """Keras lets a Sequential be a layer of another (a pretrained encoder under a new head);
+    lstm_c runs its layers in its place, the mask of its Masking reaching the outer LSTM,
+    with its weights read from inside the nested model in both formats."""
+    encoder = keras.Sequential([keras.Input((None, 3)), L.Masking(mask_value=0.0),
+                                L.LSTM(5, return_sequences=True), L.Dropout(0.2)], name="encoder")
+    model = randomize(keras.Sequential([keras.Input((None, 3)), encoder, L.LSTM(4), L.Dense(2)]), seed=7)
+    x = np.random.default_rng(7).normal(size=(3, 6, 3)).astype("float32")
+    x[0, 3:] = 0.0
+    loaded = round_trip(model, tmp_path, suffix)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in encoder.layers] + \
+        [layer.name for layer in model.layers[1:]]
+    assert_same(loaded(x), model(x))
+    outer = keras.Sequential([keras.Input((None, 3)), keras.Sequential([encoder], name="wrapper"), L.LSTM(2)])
+    outer.save(tmp_path / f"deeper{suffix}")
+    with pytest.raises(ValueError, match="the Sequential 'wrapper' holds another Sequential .'encoder'.: "
+                                         "lstm_c reads one level of nesting"):
+        lstm_c.load(tmp_path / f"deeper{suffix}")
+    source = keras.Input((None, 3))
+    keras.Model(source, L.Dense(1)(encoder(source))).save(tmp_path / f"functional{suffix}")
+    with pytest.raises(ValueError, match="layer 'encoder' is a whole Sequential model: lstm_c runs a model used "
+                                         "as a layer only when both are Sequential"):
+        lstm_c.load(tmp_path / f"functional{suffix}")
+
+
 def keras_encoder_decoder():
     source, target = keras.Input((None, 4)), keras.Input((None, 6))
     _, h, c = L.LSTM(5, return_state=True)(L.Masking()(source))

@@ -146,11 +146,18 @@ def _name_list(group, attribute, source):
 
 def _h5_weights(group, layer_names, spec, source):
     """A layer's arrays from a legacy file: ``group[layer]`` holds them at the paths its
-    ``weight_names`` attribute lists, in that order."""
-    if spec.name not in layer_names:
+    ``weight_names`` attribute lists, in that order. A layer of a nested Sequential has
+    them in that model's group, among its ``weight_names`` under the layer's name
+    (``enc/lstm/lstm_cell/kernel``, or without the model's name in front)."""
+    owner = spec.legacy_group or spec.name
+    if owner not in layer_names:
         return []
-    layer_group = _follow(group, spec.name, source)
-    return [_read_array(layer_group, name, source) for name in _name_list(layer_group, "weight_names", source)]
+    layer_group = _follow(group, owner, source)
+    names = _name_list(layer_group, "weight_names", source)
+    if spec.legacy_group is not None:
+        names = [name for name in names
+                 if name.removeprefix(f"{owner}/").split("/")[0] == spec.name]
+    return [_read_array(layer_group, name, source) for name in names]
 
 
 # ---------------------------------------------------------------------------- HDF5 safety

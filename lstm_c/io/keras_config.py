@@ -56,6 +56,7 @@ class LayerSpec:
     nodes: list = field(default_factory=list)  # [(args, kwargs)] with _Ref leaves
     layer: object = None
     keras3_path: str = None  # e.g. "layers/lstm_1" in model.weights.h5
+    legacy_group: str = None  # in a legacy .h5, the nested Sequential whose group holds its weights
 
 
 @dataclass
@@ -125,12 +126,15 @@ def _parse_sequential(config, version):
     entries = _entries(config if isinstance(config, list) else (config or {}).get("layers"), "Sequential layers")
     name = config.get("name", "sequential") if isinstance(config, dict) else "sequential"
     spec = ModelSpec("sequential", name, [])
+    nested = {}  # position in spec.layers -> the ModelSpec of a Sequential used as a layer
     for entry in entries:
         layer_config = entry.get("config") or {}
         if entry["class_name"] == "InputLayer":
             spec.input_shape = _batch_shape(layer_config)
             spec.input_dtype = _input_dtype(layer_config)
             continue
+        if entry["class_name"] == "Sequential":
+            nested[len(spec.layers)] = _parse_sequential(layer_config, version)
         spec.layers.append(LayerSpec(layer_config.get("name", _snake_case(entry["class_name"])),
                                      entry["class_name"], layer_config))
     if not spec.layers:
@@ -142,7 +146,29 @@ def _parse_sequential(config, version):
             spec.input_shape = (None, first["input_length"])
     for layer_spec, path in zip(spec.layers, keras3_layer_paths(s.class_name for s in spec.layers)):
         layer_spec.keras3_path = path
+    if nested:
+        spec.layers = _inline_nested(spec.layers, nested)
+        if spec.input_shape is None and 0 in nested:
+            spec.input_shape, spec.input_dtype = nested[0].input_shape, nested[0].input_dtype
     return spec
+
+
+def _inline_nested(layers, nested):
+    """A Sequential inside a Sequential runs as its layers in its place (the same calls, the
+    same masks between them): each keeps its weights' paths inside the nested model's."""
+    flat = []
+    for position, layer_spec in enumerate(layers):
+        if position not in nested:
+            flat.append(layer_spec)
+            continue
+        for inner in nested[position].layers:
+            if inner.legacy_group is not None:
+                raise ConfigError(f"the Sequential {layer_spec.name!r} holds another Sequential "
+                                  f"({inner.legacy_group!r}): lstm_c reads one level of nesting")
+            inner.keras3_path = f"{layer_spec.keras3_path}/{inner.keras3_path}"
+            inner.legacy_group = layer_spec.name
+            flat.append(inner)
+    return flat
 
 
 def _batch_shape(config):
@@ -346,6 +372,9 @@ def build_layers(spec, version):
     """Create the lstm_c layer of every LayerSpec (unbuilt: weights come from the file)."""
     for layer_spec in spec.layers:
         builder = _BUILDERS.get(layer_spec.class_name)
+        if layer_spec.class_name in ("Sequential", "Functional", "Model"):
+            raise ConfigError(f"layer {layer_spec.name!r} is a whole {layer_spec.class_name} model: lstm_c runs "
+                              "a model used as a layer only when both are Sequential")
         if builder is None:
             raise ConfigError(f"layer {layer_spec.name!r} is a {layer_spec.class_name}, which lstm_c cannot run; "
                               f"supported layers: {', '.join(SUPPORTED_LAYERS)}")

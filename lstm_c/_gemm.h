@@ -133,7 +133,7 @@ typedef struct {
     int n_threads;
 } lstmc_gradient_args;
 
-enum { LSTMC_DX_ROWS = 20 * LSTMC_GEMM_MR, LSTMC_DW_PANELS = 4 };
+enum { LSTMC_DX_ROWS = 20 * LSTMC_GEMM_MR, LSTMC_DW_PANELS = 4, LSTMC_DW_COLS = LSTMC_DW_PANELS * LSTMC_GEMM_NR };
 
 /* a thread's dZ panels (dW) or one tile (dX), and 16 floats to start on a 64-byte boundary */
 static inline ptrdiff_t lstmc_gradient_work(void) {
@@ -145,7 +145,7 @@ static inline ptrdiff_t lstmc_gradient_work(void) {
  * into panels of 32 columns, each KC x 32 panel then used by every tile of dW's rows.
  * The row sums read the same dZ values while they are in L1. */
 LSTMC_AVX512 static void lstmc_dw_piece(const lstmc_gradient_args *g, ptrdiff_t n0, float *pack) {
-    const ptrdiff_t cols = g->n - n0 < LSTMC_DW_PANELS * LSTMC_GEMM_NR ? g->n - n0 : LSTMC_DW_PANELS * LSTMC_GEMM_NR;
+    const ptrdiff_t cols = g->n - n0 < LSTMC_DW_COLS ? g->n - n0 : LSTMC_DW_COLS;
     const ptrdiff_t panels = (cols + LSTMC_GEMM_NR - 1) / LSTMC_GEMM_NR;
     ptrdiff_t k0, k, mb, mr, q, j;
     for (k0 = 0; k0 < g->rows; k0 += LSTMC_GEMM_KC) {
@@ -202,15 +202,13 @@ static void lstmc_dx_piece(const lstmc_gradient_args *g, ptrdiff_t r0, float *ti
 
 /* The pieces of dW's columns, then of dX's rows: more threads than pieces would idle. */
 static inline ptrdiff_t lstmc_gradient_col_pieces(const lstmc_gradient_args *g) {
-    const ptrdiff_t piece_cols = LSTMC_DW_PANELS * LSTMC_GEMM_NR;
-    return g->a != NULL ? (g->n_pad + piece_cols - 1) / piece_cols : 0;
+    return g->a != NULL ? (g->n_pad + LSTMC_DW_COLS - 1) / LSTMC_DW_COLS : 0;
 }
 static inline ptrdiff_t lstmc_gradient_pieces(const lstmc_gradient_args *g) {
     return lstmc_gradient_col_pieces(g) + (g->dx != NULL ? (g->rows + LSTMC_DX_ROWS - 1) / LSTMC_DX_ROWS : 0);
 }
 
 static void lstmc_gradients_avx512(const lstmc_gradient_args *g) {
-    const ptrdiff_t piece_cols = LSTMC_DW_PANELS * LSTMC_GEMM_NR;
     const ptrdiff_t col_pieces = lstmc_gradient_col_pieces(g), pieces = lstmc_gradient_pieces(g);
     ptrdiff_t piece;
     #pragma omp parallel for schedule(dynamic) num_threads(g->n_threads)
@@ -222,7 +220,7 @@ static void lstmc_gradients_avx512(const lstmc_gradient_args *g) {
         (void)np;
         work = g->work + p * lstmc_gradient_work();
         work = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);  /* whole cache lines per vector */
-        if (piece < col_pieces) lstmc_dw_piece(g, piece * piece_cols, work);
+        if (piece < col_pieces) lstmc_dw_piece(g, piece * LSTMC_DW_COLS, work);
         else lstmc_dx_piece(g, (piece - col_pieces) * LSTMC_DX_ROWS, work);
         lstmc_leave_ftz(mxcsr);
     }

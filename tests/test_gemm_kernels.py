@@ -116,12 +116,12 @@ def test_gemms_ask_openmp_for_no_more_threads_than_pieces():
     kernel = rng.normal(size=(70, 50)).astype(np.float32)
     many = _threads.MAX_THREADS
     for fast in (True, False):
-        for one, lots in ((_with_gemm_path(fast, _backward.linear_gradients, x, d_y, kernel, True, True, n)
-                           for n in (1, many)),
-                          ([_with_gemm_path(fast, _backward.linear_forward, x, kernel, None, n)]
-                           for n in (1, many))):
-            for a, b in zip(one, lots):
-                np.testing.assert_array_equal(a, b, err_msg=f"fast={fast}")
+        one, lots = (_with_gemm_path(fast, _backward.linear_gradients, x, d_y, kernel, True, True, n)
+                     for n in (1, many))
+        for a, b in zip(one, lots):
+            np.testing.assert_array_equal(a, b, err_msg=f"fast={fast}")
+        one, lots = (_with_gemm_path(fast, _backward.linear_forward, x, kernel, None, n) for n in (1, many))
+        np.testing.assert_array_equal(one, lots, err_msg=f"fast={fast}")
     B, T, D, U = 8, 30, 16, 32
     _, K, R, b = random_problem(rng, B, T, D, U, np.float32)
     xs = rng.normal(size=(B, T, D)).astype(np.float32)

@@ -142,18 +142,20 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     enum { NSMAX = LSTMC_TILE_SAMPLES };                                                      \
     const ptrdiff_t run = ns * W, n = nb * run, BTU = a->trace_plane;                         \
     const int stream = a->n_threads > 1 || 6 * (size_t)BTU * sizeof(REAL) >= LSTMC_STREAMED_TRACE_BYTES; \
-    ptrdiff_t q, s, gate, lane;                                                               \
+    ptrdiff_t q, s, gate, lane, vec;                                                          \
     /* units past U in a ragged last block are padding lanes: they start from c = 0. On   */ \
     /* cache lines (as acc, in a step): a thread's stack is wherever its thread's is, and  */ \
     /* vectors split over two lines made the thread with unlucky ones up to 40% slower.   */ \
     REAL c_old[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE, c_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE; \
     REAL h_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE;                                      \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \
-    /* Whole blocks without a mask: the cell in registers, if the CPU has it for this     */ \
-    /* width (lstmc_lstm_cell_*). Its bits are the loops' below.                          */ \
-    if (a->mask == NULL && lstmc_has_fast_cell(W * sizeof(REAL), a->rec_act, a->act)          \
+    const REAL *c_cell = c_new;                                                               \
+    lstmc_cell_rows_##SFX rows[LSTMC_CHUNK * NSMAX];                                          \
+    const int fast_cell = lstmc_has_fast_cell(W * sizeof(REAL), a->rec_act, a->act);         \
+    /* Whole blocks without a mask: the cell in registers (lstmc_lstm_cell_*) writes the  */ \
+    /* state, outputs and trace in place.                                                 */ \
+    if (fast_cell && a->mask == NULL                                                          \
         && (blks[0] + 1) * W <= a->U && (blks[nb - 1] + 1) * W <= a->U) {                     \
-        lstmc_cell_rows_##SFX rows[LSTMC_CHUNK * NSMAX];                                      \
         for (q = 0; q < nb; q++)                                                              \
             for (s = 0; s < ns; s++) {                                                        \
                 const ptrdiff_t b = b0 + s, at = q * ns + s, col = b * a->U + blks[q] * W;    \
@@ -164,7 +166,8 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
                 rows[at].h[2] = k == a->T - 1 ? a->out_last + col : NULL;                     \
                 rows[at].trace = a->trace != NULL ? a->trace + row : NULL;                    \
             }                                                                                 \
-        lstmc_lstm_cell_##SFX(W * sizeof(REAL), acc, n, nb * ns, rows, BTU, stream);         \
+        lstmc_lstm_cell_##SFX(W * sizeof(REAL), acc, n, nb * ns, rows, BTU,                   \
+                              stream ? LSTMC_CELL_STREAM : 0);                                \
         return;                                                                               \
     }                                                                                         \
     for (q = 0; q < nb; q++) {                                                                \
@@ -174,15 +177,28 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
             LSTMC_COPY_LANES(c_old + q * run + s * W, a->c + (b0 + s) * a->U + blks[q] * W,   \
                              lanes, W, REAL);                                                 \
     }                                                                                         \
-    lstmc_activate_##SFX(a->rec_act, acc, 2 * n);       /* i, f */                            \
-    lstmc_activate_##SFX(a->act, acc + 2 * n, n);       /* g */                               \
-    lstmc_activate_##SFX(a->rec_act, acc + 3 * n, n);   /* o */                               \
-    for (lane = 0; lane < n; lane++) {                                                        \
-        c_new[lane] = gate_f[lane] * c_old[lane] + gate_i[lane] * gate_g[lane];               \
-        h_new[lane] = c_new[lane];                                                            \
+    if (fast_cell) {                                                                          \
+        /* a mask or a ragged block: the same cell on copies, so that the bits never      */ \
+        /* depend on the path; it leaves the activated gates in acc for the trace         */ \
+        for (vec = 0; vec < nb * ns; vec++) {                                                 \
+            rows[vec].c = c_old + vec * W;                                                    \
+            rows[vec].h[0] = h_new + vec * W;                                                 \
+            rows[vec].h[1] = rows[vec].h[2] = rows[vec].trace = NULL;                         \
+        }                                                                                     \
+        lstmc_lstm_cell_##SFX(W * sizeof(REAL), acc, n, nb * ns, rows, 0,                     \
+                              a->trace != NULL ? LSTMC_CELL_KEEP_GATES : 0);                  \
+        c_cell = c_old;                                                                       \
+    } else {  /* other activations, or a CPU without the cell: the loops */                   \
+        lstmc_activate_##SFX(a->rec_act, acc, 2 * n);       /* i, f */                        \
+        lstmc_activate_##SFX(a->act, acc + 2 * n, n);       /* g */                           \
+        lstmc_activate_##SFX(a->rec_act, acc + 3 * n, n);   /* o */                           \
+        for (lane = 0; lane < n; lane++) {                                                    \
+            c_new[lane] = gate_f[lane] * c_old[lane] + gate_i[lane] * gate_g[lane];           \
+            h_new[lane] = c_new[lane];                                                        \
+        }                                                                                     \
+        lstmc_activate_##SFX(a->act, h_new, n);                                               \
+        for (lane = 0; lane < n; lane++) h_new[lane] *= gate_o[lane];                         \
     }                                                                                         \
-    lstmc_activate_##SFX(a->act, h_new, n);                                                   \
-    for (lane = 0; lane < n; lane++) h_new[lane] *= gate_o[lane];                             \
     for (q = 0; q < nb; q++) {                                                                \
         const ptrdiff_t blk = blks[q], lanes = a->U - blk * W < W ? a->U - blk * W : W;       \
         for (s = 0; s < ns; s++) {                                                            \
@@ -194,7 +210,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
             /* (the carried h once any step was valid, else 0), or 0 with zero_output.      */ \
             const int emit = valid || (!a->zero_output_for_mask && k >= a->first_valid[b]);   \
             if (valid) {                                                                      \
-                LSTMC_COPY_LANES(c, c_new + at, lanes, W, REAL);                              \
+                LSTMC_COPY_LANES(c, c_cell + at, lanes, W, REAL);                             \
                 LSTMC_COPY_LANES(hn, h_new + at, lanes, W, REAL);                             \
             } else {  /* a masked step carries (h, c) */                                      \
                 LSTMC_COPY_LANES(hn, h_prev + b * a->U + blk * W, lanes, W, REAL);            \

@@ -133,10 +133,10 @@ def test_the_avx2_gates_give_the_bits_of_the_avx512_ones(rng, dtype, name):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch", [1, 3, 13])
-def test_256_bit_blocks_finish_in_registers_to_the_bits_of_the_loops(rng, dtype, batch):
-    """On CPUs with AVX2 and FMA, whole 256-bit blocks without a mask finish a step in
-    registers too (lstmc_lstm_cell_avx2_*): the same bits as the loops (an all-ones mask)
-    and as 512-bit blocks, with the trace. 40 units: whole blocks and a ragged one."""
+def test_256_bit_blocks_finish_to_the_bits_of_the_masked_path_and_of_512_bit_blocks(rng, dtype, batch):
+    """On CPUs with AVX2 and FMA, 256-bit blocks finish a step in registers too
+    (lstmc_lstm_cell_avx2_*): the same bits with an all-ones mask (the cell on copies) and
+    as 512-bit blocks, with the trace. 40 units: whole blocks and a ragged one."""
     x, K, R, b = random_problem(rng, batch, 7, 5, 40, dtype)
     narrow = engine_forward(x, K, R, b, wide=False)
     looped = engine_forward(x, K, R, b, mask=np.ones(x.shape[:2], bool), wide=False)
@@ -422,12 +422,13 @@ def test_trace_equals_fast_path(rng, dtype, go_backwards):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch", [1, 3, 13])
 @pytest.mark.parametrize("units", [32, 40, 64])
-def test_the_cell_in_registers_gives_the_bits_of_the_portable_loops(rng, dtype, batch, units):
-    """Whole 512-bit blocks without a mask finish a step in registers (lstmc_fast_cell_*,
-    on CPUs with AVX-512), traced or not; a mask or a ragged last block takes the portable
-    loops. Both give the same bits: one sample (the blocks finished together), a tile of
-    samples and several tiles, and a call mixing the two (40 units in float32: two whole
-    blocks of 16 and a ragged one)."""
+def test_the_cell_gives_the_same_bits_on_every_path(rng, dtype, batch, units):
+    """Whole 512-bit blocks without a mask finish a step in registers (lstmc_lstm_cell_*,
+    on CPUs with AVX-512), traced or not, in place; a mask or a ragged last block runs the
+    same cell on copies (and keeps the activated gates for the trace). Both give the same
+    bits: one sample (the blocks finished together), a tile of samples and several tiles,
+    and a call mixing the two (40 units in float32: two whole blocks of 16 and a ragged
+    one). Elsewhere both take the portable loops."""
     x, K, R, b = random_problem(rng, batch, 7, 5, units, dtype)
     layer = lstm_c.LSTM(units, return_sequences=True, return_state=True, dtype=dtype)
     layer.set_weights([K, R, b])
@@ -561,6 +562,36 @@ def test_nan_propagates_like_keras(rng):
     assert np.isfinite(out[1:]).all()
     want = reference.lstm_forward(x, K, R, b, mask=mask)["outputs"]
     np.testing.assert_allclose(out, want, **tol(np.float32))  # assert_allclose matches NaN to NaN
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_gates_far_past_saturation_match_reference(rng, dtype, masked):
+    """Pre-activations from 1 to 2^100 in size give the reference's outputs and state, on
+    every path (40 units: whole blocks and a ragged one; a mask). The cell folds a
+    sigmoid's denominator into tanh's (i g and o tanh(c) take one division each); in
+    float32 that product overflows where i is below 1e-36, and must give 0, not NaN.
+    Inputs and weights are multiples of 1/8 scaled by powers of two, and the recurrent
+    kernel is 0, so that the pre-activations are exact in any order of summation (else a
+    gate scaled by 2^13 turns float32's rounding into differences past the tolerance)."""
+    B, T, D, U = 5, 6, 3, 40
+    x = (rng.integers(-8, 9, (B, T, D)) / 8).astype(dtype)
+    K, b = (rng.integers(-4, 5, (D, 4 * U)) / 8).astype(dtype), (rng.integers(-4, 5, 4 * U) / 8).astype(dtype)
+    scale = rng.choice(np.asarray([1, 2.0 ** 5, 2.0 ** 13, 2.0 ** 100], dtype), 4 * U)  # per gate and unit
+    K, R, b = K * scale, np.zeros((U, 4 * U), dtype), b * scale
+    mask = rng.random((B, T)) < 0.7 if masked else None
+    c0 = rng.uniform(-2, 2, (B, U)).astype(dtype)
+    layer = lstm_c.LSTM(U, return_sequences=True, return_state=True, dtype=dtype)
+    layer.set_weights([K, R, b])
+    out, h, c = layer(x, mask=mask, initial_state=[np.zeros_like(c0), c0])
+    with np.errstate(over="ignore"):
+        want = reference.lstm_forward(x, K, R, b, [np.zeros_like(c0), c0], mask=mask)
+    assert np.isfinite(out).all() and np.isfinite(c).all()
+    np.testing.assert_allclose(out, want["outputs"], **tol(dtype))
+    np.testing.assert_allclose(c, want["c"], **tol(dtype))
+    traced = layer.trace(x, mask=mask, initial_state=[np.zeros_like(c0), c0])
+    np.testing.assert_array_equal(traced.outputs, out)
+    assert ((traced.i >= 0) & (traced.i <= 1)).all() and (np.abs(traced.g) <= 1).all()
 
 
 def test_initializers_are_seeded():

@@ -42,6 +42,7 @@
 #endif
 
 #include "_activations.h"
+#include "_cell.h"
 #include "_team.h"
 #include "_tile.h"
 

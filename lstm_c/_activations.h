@@ -274,7 +274,7 @@ TARGET static inline VEC lstmc_exp_parts_##SFX(VEC x, VEC *scale) {             
     return MM##_mul_pd(p, r);                                                                  \
 }                                                                                              \
                                                                                                \
-/* 1 + e^-v: sigmoid's denominator, which the cell folds into a product's */              \
+/* 1 + e^-v, sigmoid's denominator (lstm_c/_cell.h folds it into a product) */                 \
 TARGET static inline VEC lstmc_sigmoid_denominator_##SFX(VEC v) {                              \
     VEC scale;                                                                                 \
     const VEC q = lstmc_exp_parts_##SFX(lstmc_negate_##SFX(v), &scale);                        \
@@ -285,7 +285,7 @@ TARGET static inline VEC lstmc_sigmoid_##SFX(VEC v) {                           
     return MM##_div_pd(MM##_set1_pd(1.0), lstmc_sigmoid_denominator_##SFX(v));                 \
 }                                                                                              \
                                                                                                \
-/* tanh v = lstmc_tanh_finish(numerator / denominator, v): m and -2 - m */                    \
+/* tanh v = lstmc_tanh_finish(numerator / denominator, v): m and -2 - m */                     \
 TARGET static inline VEC lstmc_tanh_fraction_##SFX(VEC v, VEC *denominator) {                  \
     VEC scale, m;                                                                              \
     const VEC q = lstmc_exp_parts_##SFX(MM##_mul_pd(MM##_set1_pd(-2.0), lstmc_abs_##SFX(v)), &scale); \
@@ -348,6 +348,7 @@ LSTMC_DEFINE_AVX2_RUN(d, double, __m256d, 4, pd, pd4, LSTMC_FIRST_LANES_4)
     _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(                                    \
         _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23)))
 #define LSTMC_DEFINE_GATES_PS(SFX, TARGET, MM, VEC, SCALE)                                     \
+/* 1 + e^-x, sigmoid's denominator */                                                          \
 TARGET static inline VEC lstmc_sigmoid_denominator_##SFX(VEC x) {                              \
     const VEC one = MM##_set1_ps(1.0f), round = MM##_set1_ps(12582912.0f);                     \
     VEC n, r, p;                                                                               \
@@ -369,7 +370,7 @@ TARGET static inline VEC lstmc_sigmoid_##SFX(VEC x) {                           
     return MM##_div_ps(MM##_set1_ps(1.0f), lstmc_sigmoid_denominator_##SFX(x));                \
 }                                                                                              \
                                                                                                \
-/* tanh x = lstmc_tanh_finish(numerator / denominator, x): x P and Q */                       \
+/* tanh x = lstmc_tanh_finish(numerator / denominator, x): x P and Q */                        \
 TARGET static inline VEC lstmc_tanh_fraction_##SFX(VEC x, VEC *denominator) {                  \
     VEC s, p, q;                                                                               \
     x = MM##_min_ps(MM##_set1_ps(9.0f), x);                                                    \

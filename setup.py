@@ -60,10 +60,10 @@ def _extensions():
     )
     return [
         Extension("lstm_c._core", ["lstm_c/_core.pyx"],
-                  depends=["lstm_c/_cpu.h", "lstm_c/_activations.h", "lstm_c/_cell.h", "lstm_c/_recurrence.h", "lstm_c/_team.h", "lstm_c/_tile.h"],
+                  depends=["lstm_c/_cpu.h", "lstm_c/_activations.h", "lstm_c/_cell.h", "lstm_c/_finish.h", "lstm_c/_recurrence.h", "lstm_c/_team.h", "lstm_c/_tile.h"],
                   **common),
         Extension("lstm_c._backward", ["lstm_c/_backward.pyx"],
-                  depends=["lstm_c/_cpu.h", "lstm_c/_activations.h", "lstm_c/_cell.h", "lstm_c/_recurrence.h", "lstm_c/_team.h", "lstm_c/_tile.h",
+                  depends=["lstm_c/_cpu.h", "lstm_c/_activations.h", "lstm_c/_cell.h", "lstm_c/_finish.h", "lstm_c/_recurrence.h", "lstm_c/_team.h", "lstm_c/_tile.h",
                            "lstm_c/_backward.h",
                            "lstm_c/_gemm.h", "lstm_c/_blas.pxd"], **common),
     ]

@@ -86,13 +86,13 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     const ptrdiff_t run = ns * W, n = nb * run, BTU = a->trace_plane;                         \
     const int stream = a->n_threads > 1 || 6 * (size_t)BTU * sizeof(REAL) >= LSTMC_STREAMED_TRACE_BYTES; \
     ptrdiff_t q, s, gate, lane, vec;                                                          \
-    /* units past U in a ragged last block are padding lanes: they start from c = 0. On   */ \
-    /* cache lines (as acc, in a step): a thread's stack is wherever its thread's is, and  */ \
-    /* vectors split over two lines made the thread with unlucky ones up to 40% slower.   */ \
-    REAL c_old[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE, c_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE; \
+    /* the blocks' c, updated in place, and their new h (units past U in a ragged last    */  \
+    /* block are padding lanes: they start from c = 0). On cache lines (as acc, in a      */  \
+    /* step): a thread's stack is wherever its thread's is, and vectors split over two    */  \
+    /* lines made the thread with unlucky ones up to 40% slower.                          */  \
+    REAL c_state[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE;                                    \
     REAL h_new[LSTMC_CHUNK * NSMAX * W] LSTMC_ON_A_LINE;                                      \
     const REAL *gate_i = acc, *gate_f = acc + n, *gate_g = acc + 2 * n, *gate_o = acc + 3 * n; \
-    const REAL *c_cell = c_new;                                                               \
     lstmc_cell_rows_##SFX rows[LSTMC_CHUNK * NSMAX];                                          \
     const int fast_cell = lstmc_has_fast_cell(W * sizeof(REAL), a->rec_act, a->act);         \
     /* Whole blocks without a mask: the cell in registers (lstmc_lstm_cell_*) writes the  */ \
@@ -115,29 +115,28 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
     }                                                                                         \
     for (q = 0; q < nb; q++) {                                                                \
         const ptrdiff_t lanes = a->U - blks[q] * W < W ? a->U - blks[q] * W : W;              \
-        if (lanes < W) memset(c_old + q * run, 0, run * sizeof(REAL));                        \
+        if (lanes < W) memset(c_state + q * run, 0, run * sizeof(REAL));                      \
         for (s = 0; s < ns; s++)                                                              \
-            LSTMC_COPY_LANES(c_old + q * run + s * W, a->c + (b0 + s) * a->U + blks[q] * W,   \
+            LSTMC_COPY_LANES(c_state + q * run + s * W, a->c + (b0 + s) * a->U + blks[q] * W, \
                              lanes, W, REAL);                                                 \
     }                                                                                         \
     if (fast_cell) {                                                                          \
         /* a mask or a ragged block: the same cell on copies, so that the bits never      */ \
         /* depend on the path; it leaves the activated gates in acc for the trace         */ \
         for (vec = 0; vec < nb * ns; vec++) {                                                 \
-            rows[vec].c = c_old + vec * W;                                                    \
+            rows[vec].c = c_state + vec * W;                                                  \
             rows[vec].h[0] = h_new + vec * W;                                                 \
             rows[vec].h[1] = rows[vec].h[2] = rows[vec].trace = NULL;                         \
         }                                                                                     \
         lstmc_lstm_cell_##SFX(W * sizeof(REAL), acc, n, nb * ns, rows, 0,                     \
                               a->trace != NULL ? LSTMC_CELL_KEEP_GATES : 0);                  \
-        c_cell = c_old;                                                                       \
     } else {  /* other activations, or a CPU without the cell: the loops */                   \
         lstmc_activate_##SFX(a->rec_act, acc, 2 * n);       /* i, f */                        \
         lstmc_activate_##SFX(a->act, acc + 2 * n, n);       /* g */                           \
         lstmc_activate_##SFX(a->rec_act, acc + 3 * n, n);   /* o */                           \
         for (lane = 0; lane < n; lane++) {                                                    \
-            c_new[lane] = gate_f[lane] * c_old[lane] + gate_i[lane] * gate_g[lane];           \
-            h_new[lane] = c_new[lane];                                                        \
+            c_state[lane] = gate_f[lane] * c_state[lane] + gate_i[lane] * gate_g[lane];       \
+            h_new[lane] = c_state[lane];                                                      \
         }                                                                                     \
         lstmc_activate_##SFX(a->act, h_new, n);                                               \
         for (lane = 0; lane < n; lane++) h_new[lane] *= gate_o[lane];                         \
@@ -153,7 +152,7 @@ void lstmc_finish_blocks_##SFX##W(const lstmc_recurrence_args_##SFX *a, REAL *ac
             /* (the carried h once any step was valid, else 0), or 0 with zero_output.      */ \
             const int emit = valid || (!a->zero_output_for_mask && k >= a->first_valid[b]);   \
             if (valid) {                                                                      \
-                LSTMC_COPY_LANES(c, c_cell + at, lanes, W, REAL);                             \
+                LSTMC_COPY_LANES(c, c_state + at, lanes, W, REAL);                            \
                 LSTMC_COPY_LANES(hn, h_new + at, lanes, W, REAL);                             \
             } else {  /* a masked step carries (h, c) */                                      \
                 LSTMC_COPY_LANES(hn, h_prev + b * a->U + blk * W, lanes, W, REAL);            \

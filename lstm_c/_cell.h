@@ -1,6 +1,6 @@
 /* The LSTM cell in registers: a step's four gates' activations, c = f c + i g and
  * h = o tanh(c) for vectors of units, by the vectorised sigmoid and tanh of
- * lstm_c/_activations.h, for lstm_c/_recurrence.h (which finishes every step of a CPU that
+ * lstm_c/_activations.h, for lstm_c/_finish.h (which finishes every step of a CPU that
  * has it here, whatever the path). */
 #ifndef LSTMC_CELL_H
 #define LSTMC_CELL_H
@@ -21,7 +21,7 @@ enum { LSTMC_CELL_STREAM = 1, LSTMC_CELL_KEEP_GATES = 2, LSTMC_CELL_GROUP = 8 };
  * LANES v]; its cell state rows[v].c is read and written; h goes to every one of
  * rows[v].h[0 .. 3) that is not NULL (h_next, the output sequence, the last output); with
  * a trace, the six values i, f, g, o, c, h go to rows[v].trace + 0 .. 5 planes, streamed
- * past the caches if flags has LSTMC_CELL_STREAM (see lstm_c/_recurrence.h); with
+ * past the caches if flags has LSTMC_CELL_STREAM (see lstm_c/_finish.h); with
  * LSTMC_CELL_KEEP_GATES, i, f, g, o replace their pre-activations in `gates`. (Both flags
  * in one argument: a seventh argument goes on the stack, and the caller stalled at the
  * call's return, in 256 x 50 x LSTM(64) for longer than the changes below saved.)
@@ -35,7 +35,7 @@ enum { LSTMC_CELL_STREAM = 1, LSTMC_CELL_KEEP_GATES = 2, LSTMC_CELL_GROUP = 8 };
  *   to run nearly alone.
  * Both cut the cell of a tile of 6 samples by 15-20% on a Zen 4, in float32 and float64
  * (five divisions and one pass: 1.3 and 4.1 ns a unit; three and two passes: 1.1 and 3.4).
- * Every path of a CPU that has this cell takes it (lstm_c/_recurrence.h), so the bits
+ * Every path of a CPU that has this cell takes it (lstm_c/_finish.h), so the bits
  * never depend on the path. (The loops before it took five passes over the gates and kept
  * c and h in memory between them: a batch of 256 of LSTM(64) on one core ran 8% faster in
  * registers.) One for 512-bit vectors (AVX-512), one for 256-bit ones (AVX2 and FMA), in
